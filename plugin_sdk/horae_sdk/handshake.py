@@ -91,9 +91,7 @@ def parse_handshake(line: str, accepted_versions: Iterable[int] = (APP_PROTOCOL_
     text = line.strip()
     fields = text.split("|")
     if len(fields) < 4:
-        raise HandshakeError(
-            f"expected a handshake line CORE|APP|NETWORK|ADDRESS|PROTOCOL, got {_shown(text)}"
-        )
+        raise HandshakeError(f"expected a handshake line CORE|APP|NETWORK|ADDRESS|PROTOCOL, got {_shown(text)}")
     core, app, network, address = fields[:4]
     protocol = fields[4] if len(fields) > 4 and fields[4] else "netrpc"
     if core != str(CORE_PROTOCOL_VERSION):
