@@ -30,8 +30,9 @@ from horae_sdk.spec import PluginSpec
 
 log = logging.getLogger("horae.host")
 
-# Restart delays after consecutive failures; a process that stayed up this long resets them.
-RESTART_DELAYS = (0.0, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+# Restart delays after consecutive failures; a process that stayed up this long resets them,
+# and a stable process that dies is restarted at once.
+RESTART_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 STABLE_UPTIME_SECONDS = 10.0
 # A call waits for a restart that is due this soon instead of failing at once.
 WAIT_FOR_RESTART_SECONDS = 2.0
@@ -87,6 +88,8 @@ class HostOptions:
     health_interval: float = HEALTH_INTERVAL_SECONDS
     versions: tuple[int, ...] = (APP_PROTOCOL_VERSION,)
     mtls: bool = False
+    # False for one-shot users such as `horae plugins list`: a failed start stays failed.
+    restart: bool = True
 
 
 class SupervisedPlugin:
@@ -134,7 +137,8 @@ class SupervisedPlugin:
         return task
 
     async def _start(self) -> None:
-        self.state = PluginState.STARTING
+        if self.state != PluginState.FAILED:  # a restart keeps showing why it is needed
+            self.state = PluginState.STARTING
         try:
             process = await launch_plugin(
                 self.spec,
@@ -156,14 +160,18 @@ class SupervisedPlugin:
         with contextlib.suppress(grpc.aio.AioRpcError):
             self.description = await process.describe()
 
-    def _failed(self, reason: str) -> None:
+    def _failed(self, reason: str, immediate: bool = False) -> None:
         self.state, self.error = PluginState.FAILED, reason
-        delay = RESTART_DELAYS[min(self._failures, len(RESTART_DELAYS) - 1)]
-        self._failures += 1
+        delay = 0.0 if immediate else RESTART_DELAYS[min(self._failures, len(RESTART_DELAYS) - 1)]
+        if not immediate:
+            self._failures += 1
         self._restart_due = time.monotonic() + delay
-        log.error(reason, extra=fields(plugin=f"{self.spec.kind}/{self.spec.name}", restart_in=f"{delay:g}s"))
-        if not self._stopping:
-            self._start_task = self._spawn(self._restart_after(delay))
+        plugin = f"{self.spec.kind}/{self.spec.name}"
+        if self._stopping or not self._options.restart:
+            log.error(reason, extra=fields(plugin=plugin))
+            return
+        log.error(reason, extra=fields(plugin=plugin, restart_in=f"{delay:g}s"))
+        self._start_task = self._spawn(self._restart_after(delay))
 
     async def _restart_after(self, delay: float) -> None:
         await asyncio.sleep(delay)
@@ -176,12 +184,15 @@ class SupervisedPlugin:
         if self._stopping or process is not self.process:
             return
         self.process = None
-        if time.monotonic() - self._started_at >= STABLE_UPTIME_SECONDS:
+        stable = time.monotonic() - self._started_at >= STABLE_UPTIME_SECONDS
+        if stable:
             self._failures = 0
         reason = self._kill_reason or f"exited with code {code}"
         self._kill_reason = ""
+        await asyncio.sleep(0.05)  # let its last stderr lines arrive
         tail = process.log.tail()[-5:]
-        self._failed(f"{self.label} {reason}" + ("; last stderr lines: " + " | ".join(tail) if tail else ""))
+        message = f"{self.label} {reason}" + ("; last stderr lines: " + " | ".join(tail) if tail else "")
+        self._failed(message, immediate=stable)
         await process.stop(grace=0)
 
     async def _health_loop(self) -> None:
@@ -243,11 +254,19 @@ class PluginHost:
         health_interval: float = HEALTH_INTERVAL_SECONDS,
         versions: Iterable[int] = (APP_PROTOCOL_VERSION,),
         mtls: bool = False,
+        restart: bool = True,
     ) -> None:
         # Unix socket paths are limited to 107 bytes: keep the directory short.
         self._socket_dir = tempfile.mkdtemp(prefix="horae-", dir="/tmp")
-        options = HostOptions(self._socket_dir, handshake_timeout, health_interval, tuple(versions), mtls)
+        options = HostOptions(self._socket_dir, handshake_timeout, health_interval, tuple(versions), mtls, restart)
         self._plugins = {(spec.kind, spec.name): SupervisedPlugin(spec, options) for spec in specs}
+
+    async def __aenter__(self) -> PluginHost:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
 
     async def start(self) -> None:
         """Start every plugin; returns once each is healthy or has failed its first start."""
