@@ -1,0 +1,24 @@
+"""Run every benchmark and print its table: `python -m tests.bench [NAME ...]`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+
+BENCHMARKS = {
+    "plugin_host": "tests.bench.bench_plugin_host",
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench")
+    parser.add_argument("names", nargs="*", choices=[*BENCHMARKS, []], help="benchmarks to run (default: all)")
+    args = parser.parse_args()
+    for name in args.names or BENCHMARKS:
+        module = importlib.import_module(BENCHMARKS[name])
+        asyncio.run(module.run())
+
+
+if __name__ == "__main__":
+    main()
