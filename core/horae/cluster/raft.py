@@ -1,0 +1,177 @@
+"""Raft through pysyncobj: the replicated ClusterState, and a bridge from asyncio to the Raft thread.
+
+Commands are gathered and submitted many per Raft entry (one `apply_batch` per loop turn), each
+with a timeout; a timeout is an unknown outcome, which is safe because commands are idempotent
+(PYSYNCOBJ.md traps 1 and 5). Callbacks arrive on the Raft thread and are handed to the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, replicated
+from pysyncobj.syncobj import FAIL_REASON, _RAFT_STATE
+
+from horae.cluster.state import ClusterState, Command, CommandResult
+from horae.logs import fields
+
+log = logging.getLogger("horae.cluster.raft")
+
+DEFAULT_COMMAND_TIMEOUT = 5.0
+# At most this many commands go into one Raft entry.
+MAX_BATCH = 2000
+
+
+class CommandOutcomeUnknown(TimeoutError):
+    """The command may or may not have been applied (lost callback, leader change, timeout)."""
+
+
+class NotLeader(RuntimeError):
+    """Writes need a leader and there is none reachable."""
+
+
+class ReplicatedState(SyncObjConsumer):
+    """The pysyncobj consumer: one replicated method, and snapshots taken from ClusterState."""
+
+    def __init__(self, state: ClusterState) -> None:
+        super().__init__()
+        self.state = state
+
+    @replicated
+    def apply_batch(self, commands: list[Command]) -> list[CommandResult]:
+        return [self.state.apply(command) for command in commands]
+
+    def _serialize(self) -> dict:
+        return self.state.snapshot()
+
+    def _deserialize(self, data: dict) -> None:
+        self.state.restore(data)
+
+
+@dataclass(frozen=True)
+class RaftSettings:
+    """Timings tuned for fast single-round elections (PYSYNCOBJ.md trap 3); `multiplier` scales them."""
+
+    multiplier: float = 1.0
+    password: str | None = None
+
+    def conf(self, data_dir: str, on_state_changed: Callable[[int, int], None]) -> SyncObjConf:
+        m = self.multiplier
+        return SyncObjConf(
+            raftMinTimeout=0.2 * m,
+            raftMaxTimeout=0.5 * m,
+            appendEntriesPeriod=0.05 * m,
+            connectionTimeout=60.0,
+            leaderFallbackTimeout=2.0 * m,
+            appendEntriesUseBatch=False,
+            autoTickPeriod=0.01,
+            journalFile=os.path.join(data_dir, "raft.journal"),
+            fullDumpFile=os.path.join(data_dir, "raft.snapshot"),
+            useFork=False,
+            dynamicMembershipChange=True,
+            onStateChanged=on_state_changed,
+            password=self.password,
+            logCompactionMinEntries=20000,
+            logCompactionMinTime=300,
+        )
+
+
+class RaftNode:
+    """One server's Raft member, used from the event loop."""
+
+    def __init__(
+        self,
+        self_address: str,
+        peer_addresses: Sequence[str],
+        state: ClusterState,
+        data_dir: str,
+        settings: RaftSettings = RaftSettings(),
+        on_leadership: Callable[[bool], None] | None = None,
+    ) -> None:
+        self.state = state
+        self._loop = asyncio.get_running_loop()
+        self._on_leadership = on_leadership
+        self._consumer = ReplicatedState(state)
+        self._pending: list[tuple[Command, asyncio.Future]] = []
+        self._flush_scheduled = False
+        os.makedirs(data_dir, exist_ok=True)
+        conf = settings.conf(data_dir, self._state_changed)
+        self._sync = SyncObj(self_address, list(peer_addresses), conf=conf, consumers=[self._consumer])
+
+    # -- leadership ----------------------------------------------------------------------------
+    def _state_changed(self, old: int, new: int) -> None:  # Raft thread
+        if self._on_leadership is not None and (old == _RAFT_STATE.LEADER) != (new == _RAFT_STATE.LEADER):
+            self._loop.call_soon_threadsafe(self._on_leadership, new == _RAFT_STATE.LEADER)
+
+    @property
+    def is_leader(self) -> bool:
+        return self._sync._isLeader()
+
+    @property
+    def leader_address(self) -> str | None:
+        leader = self._sync._getLeader()
+        return leader.id if leader is not None else None
+
+    @property
+    def ready(self) -> bool:
+        return self._sync.isReady()
+
+    def status(self) -> dict:
+        return self._sync.getStatus()
+
+    # -- writes ----------------------------------------------------------------------------------
+    async def submit(self, command: Command, timeout: float = DEFAULT_COMMAND_TIMEOUT) -> CommandResult:
+        """Apply one command through Raft; commands submitted in the same loop turn share an entry."""
+        future = self._loop.create_future()
+        self._pending.append((command, future))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout)
+        except TimeoutError:
+            raise CommandOutcomeUnknown(f"no answer from Raft within {timeout:g}s for {command.get('op')}") from None
+
+    async def submit_many(self, commands: Sequence[Command], timeout: float = DEFAULT_COMMAND_TIMEOUT):
+        return await asyncio.gather(*(self.submit(c, timeout) for c in commands), return_exceptions=True)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        pending, self._pending = self._pending, []
+        for start in range(0, len(pending), MAX_BATCH):
+            batch = pending[start : start + MAX_BATCH]
+            futures = [future for _, future in batch]
+            self._consumer.apply_batch([command for command, _ in batch], callback=self._callback(futures))
+
+    def _callback(self, futures: list[asyncio.Future]) -> Callable:
+        def done(results, error) -> None:  # Raft thread
+            self._loop.call_soon_threadsafe(_resolve, futures, results, error)
+
+        return done
+
+    def destroy(self) -> None:
+        self._sync.destroy()
+
+
+def _resolve(futures: list[asyncio.Future], results, error) -> None:
+    for index, future in enumerate(futures):
+        if future.done():
+            continue
+        if error == FAIL_REASON.SUCCESS:
+            future.set_result(results[index])
+        elif error in (FAIL_REASON.MISSING_LEADER, FAIL_REASON.NOT_LEADER):
+            future.set_exception(NotLeader("no Raft leader is reachable"))
+        else:
+            log.warning("raft command failed", extra=fields(reason=_reason_name(error)))
+            future.set_exception(CommandOutcomeUnknown(f"Raft refused the command: {_reason_name(error)}"))
+
+
+def _reason_name(error: int) -> str:
+    for name in dir(FAIL_REASON):
+        if not name.startswith("_") and getattr(FAIL_REASON, name) == error:
+            return name
+    return str(error)

@@ -1,0 +1,224 @@
+"""The replicated state and the commands that change it — pure Python, no Raft, no I/O.
+
+Every server applies the same commands in the same order (the Raft log) to a `ClusterState`.
+Commands are plain dicts carrying a format version `v`, an `op`, and the keys that make them
+idempotent: applying a command twice (a replay after restart, a retried submission whose first
+outcome was unknown) changes nothing the second time. `apply` returns a `CommandResult` that the
+submitter receives. Finished executions are handed to an `ExecutionSink` (the sqlite store) and
+are not part of the state, which keeps snapshots small.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+COMMAND_FORMAT_VERSION = 1
+
+Command = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    ok: bool
+    reason: str = ""
+    value: Any = None
+
+
+class ExecutionSink(Protocol):
+    """Where finished executions go when a result command is applied (the store)."""
+
+    def put_execution(self, execution: dict[str, Any]) -> None: ...
+
+    def delete_job_executions(self, job_name: str) -> None: ...
+
+
+@dataclass(slots=True)
+class JobRuntime:
+    """What the servers keep about a job besides its definition: counters and the next fire time."""
+
+    next_fire_ms: int | None = None
+    success_count: int = 0
+    error_count: int = 0
+    last_success_ms: int | None = None
+    last_error_ms: int | None = None
+    status: str = ""
+    missed_count: int = 0
+    # The latest scheduled slot with a committed intent: a scheduled intent at or before it is refused.
+    last_scheduled_slot_ms: int | None = None
+
+
+@dataclass
+class ClusterState:
+    """Jobs, their runtime figures, open execution intents, and the scheduler's pause switch."""
+
+    jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    runtime: dict[str, JobRuntime] = field(default_factory=dict)
+    # execution id -> intent (job, slot, group, attempt, node, kind, started_at_ms)
+    intents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    paused: bool = False
+    sink: ExecutionSink | None = field(default=None, repr=False, compare=False)
+    # Called after each applied command (on the Raft thread): the scheduler's change feed.
+    listener: Callable[[Command, CommandResult], None] | None = field(default=None, repr=False, compare=False)
+
+    def apply(self, command: Command) -> CommandResult:
+        version = command.get("v")
+        if version != COMMAND_FORMAT_VERSION:
+            return CommandResult(False, f"command format version {version!r} is not understood by this server")
+        handler = _HANDLERS.get(command.get("op", ""))
+        if handler is None:
+            return CommandResult(False, f"unknown command {command.get('op')!r}")
+        result = handler(self, command)
+        if self.listener is not None:
+            self.listener(command, result)
+        return result
+
+    # -- snapshot: everything but the sink and listener -------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "format": COMMAND_FORMAT_VERSION,
+            "jobs": copy.deepcopy(self.jobs),
+            "runtime": {name: copy.copy(runtime) for name, runtime in self.runtime.items()},
+            "intents": copy.deepcopy(self.intents),
+            "paused": self.paused,
+        }
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        self.jobs = snapshot["jobs"]
+        self.runtime = snapshot["runtime"]
+        self.intents = snapshot["intents"]
+        self.paused = snapshot["paused"]
+
+
+def _put_job(state: ClusterState, command: Command) -> CommandResult:
+    job = command["job"]
+    name = job["name"]
+    previous = state.jobs.get(name)
+    parent = job.get("parent_job") or ""
+    if parent and parent not in state.jobs:
+        return CommandResult(False, f"parent_job {parent!r} does not exist")
+    if parent and _is_ancestor(state, name, parent):
+        return CommandResult(False, f"parent_job {parent!r} would make a cycle of dependent jobs")
+    if previous is not None and (previous.get("parent_job") or "") != parent:
+        _unlink_child(state, previous.get("parent_job") or "", name)
+    stored = dict(job)
+    stored["dependent_jobs"] = previous.get("dependent_jobs", []) if previous else []
+    state.jobs[name] = stored
+    if parent and name not in state.jobs[parent]["dependent_jobs"]:
+        state.jobs[parent]["dependent_jobs"] = [*state.jobs[parent]["dependent_jobs"], name]
+    runtime = state.runtime.setdefault(name, JobRuntime())
+    if "next_fire_ms" in command:
+        runtime.next_fire_ms = command["next_fire_ms"]
+    return CommandResult(True, value=name)
+
+
+def _is_ancestor(state: ClusterState, name: str, candidate_parent: str) -> bool:
+    """True when `name` is `candidate_parent` or one of its ancestors."""
+    seen = set()
+    current = candidate_parent
+    while current and current not in seen:
+        if current == name:
+            return True
+        seen.add(current)
+        current = (state.jobs.get(current) or {}).get("parent_job") or ""
+    return False
+
+
+def _unlink_child(state: ClusterState, parent: str, child: str) -> None:
+    if parent in state.jobs:
+        state.jobs[parent]["dependent_jobs"] = [n for n in state.jobs[parent]["dependent_jobs"] if n != child]
+
+
+def _delete_job(state: ClusterState, command: Command) -> CommandResult:
+    name = command["name"]
+    job = state.jobs.get(name)
+    if job is None:
+        return CommandResult(True, "already gone")
+    if job.get("dependent_jobs"):
+        return CommandResult(
+            False, f"job {name!r} has dependent jobs {job['dependent_jobs']}: delete or re-parent them first"
+        )
+    _unlink_child(state, job.get("parent_job") or "", name)
+    del state.jobs[name]
+    state.runtime.pop(name, None)
+    for execution_id in [i for i, intent in state.intents.items() if intent["job"] == name]:
+        del state.intents[execution_id]
+    if state.sink is not None:
+        state.sink.delete_job_executions(name)
+    return CommandResult(True, value=job)
+
+
+def _set_next_fire(state: ClusterState, command: Command) -> CommandResult:
+    runtime = state.runtime.get(command["job"])
+    if runtime is None:
+        return CommandResult(False, f"job {command['job']!r} does not exist")
+    runtime.next_fire_ms = command["next_fire_ms"]
+    runtime.missed_count += command.get("missed", 0)
+    return CommandResult(True)
+
+
+def _set_disabled(state: ClusterState, command: Command) -> CommandResult:
+    job = state.jobs.get(command["job"])
+    if job is None:
+        return CommandResult(False, f"job {command['job']!r} does not exist")
+    job["disabled"] = bool(command["disabled"])
+    return CommandResult(True, value=job["disabled"])
+
+
+def _intent(state: ClusterState, command: Command) -> CommandResult:
+    """Record that an execution is about to start. The same (job, scheduled slot) is accepted once."""
+    intent = command["intent"]
+    job_name = intent["job"]
+    if job_name not in state.jobs:
+        return CommandResult(False, f"job {job_name!r} does not exist")
+    if intent["id"] in state.intents:
+        return CommandResult(False, "duplicate", value=state.intents[intent["id"]])
+    runtime = state.runtime[job_name]
+    if intent["kind"] == "scheduled" and intent["attempt"] == 1:
+        last = runtime.last_scheduled_slot_ms
+        if last is not None and intent["slot_ms"] <= last:
+            return CommandResult(False, f"slot {intent['slot_ms']} of job {job_name!r} already has an execution")
+        runtime.last_scheduled_slot_ms = intent["slot_ms"]
+    state.intents[intent["id"]] = dict(intent)
+    return CommandResult(True, value=intent)
+
+
+def _result(state: ClusterState, command: Command) -> CommandResult:
+    """An execution finished: close its intent, update the job's counters, hand it to the store."""
+    execution = command["execution"]
+    intent = state.intents.pop(execution["id"], None)
+    runtime = state.runtime.get(execution["job_name"])
+    if runtime is None:
+        return CommandResult(False, f"job {execution['job_name']!r} no longer exists")
+    if intent is None and not command.get("unplanned", False):
+        return CommandResult(True, "already recorded")
+    finished_ms = execution.get("finished_at_ms") or 0
+    if execution["success"]:
+        runtime.success_count += 1
+        runtime.last_success_ms = finished_ms
+        runtime.status = "success"
+    else:
+        runtime.error_count += 1
+        runtime.last_error_ms = finished_ms
+        runtime.status = "failed"
+    if state.sink is not None:
+        state.sink.put_execution(execution)
+    return CommandResult(True, value=execution)
+
+
+def _pause(state: ClusterState, command: Command) -> CommandResult:
+    state.paused = bool(command["paused"])
+    return CommandResult(True, value=state.paused)
+
+
+_HANDLERS: dict[str, Callable[[ClusterState, Command], CommandResult]] = {
+    "put_job": _put_job,
+    "delete_job": _delete_job,
+    "set_next_fire": _set_next_fire,
+    "set_disabled": _set_disabled,
+    "intent": _intent,
+    "result": _result,
+    "pause": _pause,
+}
