@@ -17,7 +17,9 @@ from horae.table import format_table
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="horae", description="horae: cron for a cluster, Dkron-compatible.")
-    parser.add_argument("--log-level", default="warning", help="debug, info, warning or error (default: warning)")
+    parser.add_argument(
+        "--log-level", help="debug, info, warning or error (default: info for the agent, warning otherwise)"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     plugins = commands.add_parser("plugins", help="the executor and processor plugins horae finds")
@@ -35,7 +37,73 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     listing.add_argument("--handshake-timeout", type=float, default=10.0, metavar="SECONDS")
     listing.set_defaults(run=plugins_list)
+
+    agent = commands.add_parser("agent", help="run a horae node (server with --server, --dev for a local trial)")
+    agent.add_argument("--config", metavar="FILE", help="a .toml or .yaml config file (flags win over it)")
+    agent.add_argument("--dev", action="store_true", help="one server with a temporary data dir (make run)")
+    agent.add_argument("--server", action="store_true", default=None, help="hold Raft state and schedule")
+    agent.add_argument("--node-name", help="this node's name (default: the host name)")
+    agent.add_argument("--data-dir", help="where Raft and the execution store live")
+    agent.add_argument("--http-addr", help="HTTP API address (default 127.0.0.1:8080)")
+    agent.add_argument("--bind-addr", help="IP for Raft and inter-node RPC (default 127.0.0.1)")
+    agent.add_argument("--advertise-addr", help="IP other nodes use to reach this one")
+    agent.add_argument("--rpc-port", type=int, help="inter-node gRPC port (default 6868)")
+    agent.add_argument("--raft-port", type=int, help="Raft port (default 8190)")
+    agent.add_argument("--bootstrap-expect", type=int, help="servers expected to form the cluster")
+    agent.add_argument("--join", action="append", metavar="HOST:PORT", help="a server to join (repeatable)")
+    agent.add_argument("--tag", action="append", metavar="KEY=VALUE", help="a node tag jobs can target (repeatable)")
+    agent.add_argument("--plugin-dir", dest="plugin_dirs", action="append", metavar="DIR", help="plugin folder")
+    agent.add_argument("--max-executions", type=int, help="executions kept per job (default 100)")
+    agent.add_argument("--shutdown-grace", type=float, help="seconds running executions get on SIGTERM")
+    agent.add_argument("--raft-multiplier", type=float, help="scale Raft timings (slower networks: > 1)")
+    agent.set_defaults(run=run_agent)
     return parser
+
+
+AGENT_SETTINGS = (
+    "server",
+    "node_name",
+    "data_dir",
+    "http_addr",
+    "bind_addr",
+    "advertise_addr",
+    "rpc_port",
+    "raft_port",
+    "bootstrap_expect",
+    "join",
+    "plugin_dirs",
+    "max_executions",
+    "shutdown_grace",
+    "raft_multiplier",
+)
+
+
+def run_agent(args: argparse.Namespace) -> int:
+    from horae.agent import Agent
+    from horae.config import ConfigError, apply_dev_defaults, build_config, from_environment, load_file
+    from horae_web.app import create_app
+
+    flags = {name: getattr(args, name) for name in AGENT_SETTINGS if getattr(args, name, None) is not None}
+    if args.tag:
+        flags["tags"] = dict(tag.split("=", 1) for tag in args.tag if "=" in tag)
+    if args.log_level:
+        flags["log_level"] = args.log_level
+    try:
+        layers = [load_file(args.config)] if args.config else []
+        layers += [from_environment(), flags]
+        config = build_config(layers)
+        given = set().union(*(layer.keys() for layer in layers))
+        if args.dev:
+            apply_dev_defaults(config, given)
+        if not config.data_dir:
+            raise ConfigError("--data-dir is required (or use --dev for a temporary one)")
+        config.http_host_port  # noqa: B018 - validates the address early
+    except (ConfigError, OSError) as error:
+        print(f"horae agent: {error}", file=sys.stderr)
+        return 2
+    setup_logging(config.log_level)
+    asyncio.run(Agent(config).run(create_app))
+    return 0
 
 
 def plugins_list(args: argparse.Namespace) -> int:
@@ -65,7 +133,7 @@ def plugins_list(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    setup_logging(args.log_level)
+    setup_logging(args.log_level or ("info" if args.command == "agent" else "warning"))
     return args.run(args)
 
 

@@ -1,0 +1,112 @@
+"""One horae node: wires the store, Raft, the plugin host, leadership and dispatch, and serves HTTP.
+
+The HTTP app is handed in by the CLI (the composition root), so the core never imports the web layer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Callable
+from typing import Any
+
+import uvicorn
+
+from horae.cluster.raft import RaftNode, RaftSettings
+from horae.cluster.state import ClusterState
+from horae.config import AgentConfig
+from horae.dispatch import Dispatcher
+from horae.host.discovery import discover_plugins
+from horae.host.supervisor import PluginHost
+from horae.leader import Leadership, state_listener
+from horae.logs import fields
+from horae.running import RunningExecutions
+from horae.schedule_book import ScheduleBook
+from horae.service import HoraeService
+from horae.store import ExecutionStore
+
+log = logging.getLogger("horae.agent")
+
+AppFactory = Callable[[HoraeService], Any]
+
+
+class Agent:
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self._stop = asyncio.Event()
+        self.ready = asyncio.Event()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self, app_factory: AppFactory) -> None:
+        config = self.config
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.request_stop)
+        os.makedirs(config.data_dir, exist_ok=True)
+
+        store = ExecutionStore(os.path.join(config.data_dir, "horae.db"), config.max_executions)
+        state = ClusterState(sink=store)
+        schedules = ScheduleBook()
+        running = RunningExecutions()
+        discovery = discover_plugins([*config.plugin_dirs, os.path.join(config.data_dir, "plugins")])
+        for problem in discovery.problems:
+            log.warning(problem)
+        host = PluginHost(discovery.plugins)
+        await host.start()
+
+        leadership_changes: asyncio.Queue[bool] = asyncio.Queue()
+        raft = RaftNode(
+            config.raft_address,
+            [],
+            state,
+            os.path.join(config.data_dir, "raft"),
+            RaftSettings(multiplier=config.raft_multiplier),
+            on_leadership=leadership_changes.put_nowait,
+        )
+        leadership = Leadership(raft, state, schedules)
+        dispatcher = Dispatcher(
+            raft, state, host, schedules, running, config.node_name, leadership.scheduler.set
+        )
+        leadership.attach(dispatcher)
+        state.listener = state_listener(loop, leadership)
+        service = HoraeService(config, state, store, raft, host, schedules, running, dispatcher, leadership)
+
+        host_name, port = config.http_host_port
+        server = uvicorn.Server(
+            uvicorn.Config(app_factory(service), host=host_name, port=port, log_config=None, lifespan="off")
+        )
+        server_task = asyncio.create_task(server.serve())
+        watch_task = asyncio.create_task(self._follow_leadership(leadership_changes, leadership))
+        log.info(
+            "agent started",
+            extra=fields(node=config.node_name, http=config.http_addr, data_dir=config.data_dir, server=config.server),
+        )
+        self.ready.set()
+        stop_task = asyncio.create_task(self._stop.wait())
+        await asyncio.wait([server_task, stop_task], return_when=asyncio.FIRST_COMPLETED)
+
+        log.info("agent stopping", extra=fields(grace=f"{config.shutdown_grace:g}s"))
+        watch_task.cancel()
+        await leadership.scheduler.stop()
+        await dispatcher.stop(config.shutdown_grace)
+        server.should_exit = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(server_task, 5)
+        await host.stop()
+        raft.destroy()
+        store.close()
+        log.info("agent stopped")
+
+    @staticmethod
+    async def _follow_leadership(changes: asyncio.Queue[bool], leadership: Leadership) -> None:
+        while True:
+            leading = await changes.get()
+            if leading:
+                leadership.gained()
+            else:
+                leadership.lost()

@@ -1,0 +1,317 @@
+"""What happens when a job fires: intent, execution, processors, result, retries, dependents.
+
+The leader's Scheduler calls `Dispatcher.fire(job, slot)`. The dispatcher commits the job's next
+fire time and the execution's intent through Raft in one entry (the state machine refuses a
+second intent for the same slot), waits for the slot, runs the executor through the plugin
+host, runs the job's processors in order, and commits the result. Manual runs, retries and
+dependent jobs take the same path with their own slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from horae.cluster.raft import CommandOutcomeUnknown, NotLeader, RaftNode
+from horae.cluster.state import COMMAND_FORMAT_VERSION, ClusterState
+from horae.host.supervisor import PluginCallError, PluginHost, PluginUnavailable
+from horae.logs import fields
+from horae.running import RunningExecution, RunningExecutions
+from horae.schedule_book import ScheduleBook
+from horae_sdk.proto.horae.plugin.v1 import processor_pb2
+
+log = logging.getLogger("horae.dispatch")
+
+MAX_RETRY_BACKOFF_SECONDS = 3600.0
+
+
+def command(op: str, **payload: Any) -> dict[str, Any]:
+    return {"v": COMMAND_FORMAT_VERSION, "op": op, **payload}
+
+
+def execution_group(slot_ms: int) -> int:
+    """Dkron's group: the slot in Unix nanoseconds, shared by a trigger's fan-out and its retries."""
+    return slot_ms * 1_000_000
+
+
+def execution_id(group: int, node_name: str, attempt: int) -> str:
+    return f"{group}-{node_name}-{attempt}"
+
+
+def rfc3339(ms: int | float | None) -> str | None:
+    if ms is None:
+        return None
+    moment = datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Launch:
+    job_name: str
+    slot_ms: int
+    attempt: int
+    kind: str  # scheduled | manual | retry | dependent | catchup
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        raft: RaftNode,
+        state: ClusterState,
+        host: PluginHost,
+        schedules: ScheduleBook,
+        running: RunningExecutions,
+        node_name: str,
+        reschedule: Callable[[str, int | None], None],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._raft = raft
+        self._state = state
+        self._host = host
+        self._schedules = schedules
+        self._running = running
+        self._node_name = node_name
+        self._reschedule = reschedule
+        self._clock = clock
+        self._tasks: set[asyncio.Task] = set()
+
+    # -- entry points --------------------------------------------------------------------------
+    async def fire(self, job_name: str, slot_ms: int) -> None:
+        """A scheduled slot is due (called `lead` before it): commit next fire + intent, then run."""
+        job = self._state.jobs.get(job_name)
+        if job is None:
+            return
+        next_ms = self._schedules.next_fire_ms(job, slot_ms)
+        launch = Launch(job_name, slot_ms, 1, "scheduled")
+        skip = self._skip_reason(job, slot_ms)
+        submissions = [self._raft.submit(command("set_next_fire", job=job_name, next_fire_ms=next_ms))]
+        if skip is None:
+            submissions.append(self._raft.submit(command("intent", intent=self._intent(launch))))
+        results = await asyncio.gather(*submissions, return_exceptions=True)
+        self._reschedule(job_name, next_ms)
+        if skip is not None:
+            log.info("slot skipped", extra=fields(job=job_name, slot=rfc3339(slot_ms), reason=skip))
+            return
+        if not self._accepted(results[1], launch):
+            return
+        await self._sleep_until(slot_ms)
+        await self._run(job_name, launch)
+
+    async def catch_up(self, job_name: str, slot_ms: int) -> None:
+        """Run one missed slot now; the intent dedupes it like any scheduled slot."""
+        job = self._state.jobs.get(job_name)
+        if job is None:
+            return
+        launch = Launch(job_name, slot_ms, 1, "scheduled")
+        result = await asyncio.gather(
+            self._raft.submit(command("intent", intent=self._intent(launch))), return_exceptions=True
+        )
+        if self._accepted(result[0], launch):
+            self._spawn(self._run(job_name, launch))
+
+    async def run_now(self, job_name: str, kind: str = "manual") -> str:
+        """Start a run outside the schedule (`/run`, a dependent job); returns its execution id."""
+        slot_ms = int(self._clock() * 1000)
+        launch = Launch(job_name, slot_ms, 1, kind)
+        job = self._state.jobs.get(job_name)
+        if job is None:
+            raise LookupError(f"job {job_name!r} does not exist")
+        if job.get("concurrency") == "forbid" and self._running_for(job_name):
+            raise RuntimeError(f"job {job_name!r} is running and its concurrency is forbid")
+        result = await self._raft.submit(command("intent", intent=self._intent(launch)))
+        if not result.ok:
+            raise RuntimeError(result.reason)
+        self._spawn(self._run(job_name, launch))
+        return result.value["id"]
+
+    # -- the pipeline --------------------------------------------------------------------------
+    async def _run(self, job_name: str, launch: Launch) -> None:
+        job = self._state.jobs.get(job_name)
+        if job is None:
+            return
+        group = execution_group(launch.slot_ms)
+        running = RunningExecution(
+            execution_id(group, self._node_name, launch.attempt),
+            job_name,
+            self._node_name,
+            group,
+            launch.attempt,
+            launch.slot_ms,
+        )
+        running.task = asyncio.current_task()
+        self._running.add(running)
+        log.info("execution started", extra=fields(job=job_name, execution=running.execution_id, kind=launch.kind))
+        try:
+            outcome_fields = await self._execute(job, running)
+        except asyncio.CancelledError:
+            outcome_fields = {
+                "success": False,
+                "output": running.output_tail().decode(errors="replace")
+                + f"\n{running.stop_reason or 'execution cancelled'}",
+                "exit_code": -1,
+                "error": running.stop_reason or "execution cancelled",
+            }
+        finally:
+            self._running.remove(running.execution_id)
+        finished = self._clock()
+        execution = {
+            "id": running.execution_id,
+            "job_name": job_name,
+            "group": group,
+            "attempt": launch.attempt,
+            "node_name": self._node_name,
+            "slot": rfc3339(launch.slot_ms),
+            "started_at": rfc3339(running.started_at * 1000),
+            "finished_at": rfc3339(finished * 1000),
+            "cpu_seconds": 0.0,
+            "max_rss_bytes": 0,
+            **outcome_fields,
+        }
+        execution = await self._process(job, execution)
+        log.info(
+            "execution finished",
+            extra=fields(job=job_name, execution=running.execution_id, success=execution["success"]),
+        )
+        try:
+            await self._raft.submit(
+                command("result", execution=execution, finished_at_ms=int(finished * 1000), unplanned=False)
+            )
+        except (CommandOutcomeUnknown, NotLeader) as error:
+            log.error("result not recorded", extra=fields(job=job_name, execution=running.execution_id, error=error))
+        await self._after(job, launch, execution["success"])
+
+    async def _execute(self, job: dict[str, Any], running: RunningExecution) -> dict[str, Any]:
+        timeout = self._schedules.timeout_seconds(job)
+        outcome = await self._host.execute(
+            job.get("executor") or "",
+            job["name"],
+            {k: str(v) for k, v in (job.get("executor_config") or {}).items()},
+            execution_id=running.execution_id,
+            slot_unix_ms=running.slot_ms,
+            attempt=running.attempt,
+            on_output=running.add_output,
+            timeout=timeout,
+        )
+        output = outcome.output.decode(errors="replace")
+        if outcome.error and outcome.error not in output:
+            output = f"{output}{'' if not output or output.endswith(chr(10)) else chr(10)}{outcome.error}"
+        return {
+            "success": outcome.success,
+            "output": output,
+            "exit_code": outcome.exit_code,
+            "cpu_seconds": outcome.cpu_seconds,
+            "max_rss_bytes": outcome.max_rss_bytes,
+            "error": outcome.error,
+        }
+
+    async def _process(self, job: dict[str, Any], execution: dict[str, Any]) -> dict[str, Any]:
+        """Run the job's processors in the order its `processors` object lists them."""
+        for name, config in (job.get("processors") or {}).items():
+            message = _to_processor_execution(execution)
+            try:
+                processed = await self._host.process(name, message, {k: str(v) for k, v in (config or {}).items()})
+            except (PluginUnavailable, PluginCallError) as error:
+                log.error("processor failed", extra=fields(job=job["name"], execution=execution["id"], error=error))
+                continue
+            execution = {**execution, "output": processed.output.decode(errors="replace")}
+        return execution
+
+    async def _after(self, job: dict[str, Any], launch: Launch, success: bool) -> None:
+        name = job["name"]
+        if not success and launch.attempt <= int(job.get("retries") or 0):
+            backoff = float(job.get("retry_backoff") or 0) * (2 ** (launch.attempt - 1))
+            retry = Launch(name, launch.slot_ms, launch.attempt + 1, "retry")
+            await asyncio.sleep(min(backoff, MAX_RETRY_BACKOFF_SECONDS))
+            result = await self._raft.submit(command("intent", intent=self._intent(retry)))
+            if self._accepted(result, retry):
+                await self._run(name, retry)
+            return
+        if not success:
+            return
+        for child in list(self._state.jobs.get(name, {}).get("dependent_jobs") or []):
+            try:
+                await self.run_now(child, kind="dependent")
+            except (LookupError, RuntimeError) as error:
+                log.warning("dependent job not started", extra=fields(job=child, parent=name, error=error))
+        if job.get("ephemeral"):
+            await self._raft.submit(command("delete_job", name=name))
+            self._reschedule(name, None)
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _intent(self, launch: Launch) -> dict[str, Any]:
+        group = execution_group(launch.slot_ms)
+        return {
+            "id": execution_id(group, self._node_name, launch.attempt),
+            "job": launch.job_name,
+            "slot_ms": launch.slot_ms,
+            "group": group,
+            "attempt": launch.attempt,
+            "kind": launch.kind,
+            "node": self._node_name,
+        }
+
+    def _skip_reason(self, job: dict[str, Any], slot_ms: int) -> str | None:
+        if job.get("disabled"):
+            return "job is disabled"
+        if self._state.paused:
+            return "scheduling is paused"
+        if not self._schedules.in_window(job, slot_ms):
+            return "outside starts_at/expires_at"
+        if job.get("concurrency") == "forbid" and self._running_for(job["name"]):
+            return "previous execution still running and concurrency is forbid"
+        return None
+
+    def _running_for(self, job_name: str) -> bool:
+        return any(intent["job"] == job_name for intent in self._state.intents.values())
+
+    def _accepted(self, result: Any, launch: Launch) -> bool:
+        if isinstance(result, BaseException):
+            log.error("intent not committed", extra=fields(job=launch.job_name, slot_ms=launch.slot_ms, error=result))
+            return False
+        if not result.ok:
+            log.info("intent refused", extra=fields(job=launch.job_name, slot_ms=launch.slot_ms, reason=result.reason))
+            return False
+        return True
+
+    async def _sleep_until(self, moment_ms: int) -> None:
+        delay = moment_ms / 1000 - self._clock()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    def _spawn(self, coroutine) -> None:
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def stop(self, grace: float) -> None:
+        """Let running executions finish within `grace` seconds, then cancel them."""
+        tasks = [r.task for r in self._running if r.task is not None]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        for task in list(self._tasks):
+            task.cancel()
+
+
+def _to_processor_execution(execution: dict[str, Any]) -> processor_pb2.Execution:
+    message = processor_pb2.Execution(
+        job_name=execution["job_name"],
+        success=execution["success"],
+        output=execution["output"].encode(),
+        node_name=execution["node_name"],
+        group=execution["group"],
+        attempt=execution["attempt"],
+        id=execution["id"],
+        exit_code=execution.get("exit_code") or 0,
+    )
+    for field_name in ("started_at", "finished_at"):
+        if execution.get(field_name):
+            getattr(message, field_name).FromJsonString(execution[field_name])
+    return message

@@ -1,0 +1,102 @@
+"""Executions running on this node right now: their live output and a handle to stop them.
+
+`/v1/busy` lists them, the UI streams their output, and a stop request cancels their task
+(which cancels the plugin call, which makes the plugin stop the work).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+LIVE_TAIL_BYTES = 256 * 1024
+
+
+@dataclass
+class RunningExecution:
+    execution_id: str
+    job_name: str
+    node_name: str
+    group: int
+    attempt: int
+    slot_ms: int
+    started_at: float = field(default_factory=time.time)
+    task: asyncio.Task | None = None
+    bytes_seen: int = 0
+    stop_reason: str = ""
+    _tail: bytearray = field(default_factory=bytearray)
+    _listeners: set[asyncio.Queue] = field(default_factory=set)
+
+    def add_output(self, chunk: bytes, stderr: bool = False) -> None:
+        self.bytes_seen += len(chunk)
+        self._tail += chunk
+        if len(self._tail) > 2 * LIVE_TAIL_BYTES:
+            del self._tail[:-LIVE_TAIL_BYTES]
+        for queue in self._listeners:
+            if queue.qsize() < 1000:  # a slow reader loses chunks, never stalls the execution
+                queue.put_nowait(chunk)
+
+    def output_tail(self) -> bytes:
+        return bytes(self._tail[-LIVE_TAIL_BYTES:])
+
+    def listen(self) -> asyncio.Queue:
+        queue: asyncio.Queue = asyncio.Queue()
+        self._listeners.add(queue)
+        return queue
+
+    def unlisten(self, queue: asyncio.Queue) -> None:
+        self._listeners.discard(queue)
+
+    def close(self) -> None:
+        for queue in self._listeners:
+            queue.put_nowait(None)
+
+
+class RunningExecutions:
+    def __init__(self) -> None:
+        self._by_id: dict[str, RunningExecution] = {}
+
+    def __iter__(self) -> Iterator[RunningExecution]:
+        return iter(list(self._by_id.values()))
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def add(self, running: RunningExecution) -> None:
+        self._by_id[running.execution_id] = running
+
+    def remove(self, execution_id: str) -> None:
+        running = self._by_id.pop(execution_id, None)
+        if running is not None:
+            running.close()
+
+    def get(self, execution_id: str) -> RunningExecution | None:
+        return self._by_id.get(execution_id)
+
+    def for_job(self, job_name: str) -> list[RunningExecution]:
+        return [r for r in self._by_id.values() if r.job_name == job_name]
+
+    def stop(self, execution_id: str, reason: str = "stopped by request") -> bool:
+        running = self._by_id.get(execution_id)
+        if running is None or running.task is None or running.task.done():
+            return False
+        running.stop_reason = reason
+        running.task.cancel()
+        return True
+
+    def describe(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": r.execution_id,
+                "job_name": r.job_name,
+                "node_name": r.node_name,
+                "group": r.group,
+                "attempt": r.attempt,
+                "started_at_ms": int(r.started_at * 1000),
+                "output_bytes": r.bytes_seen,
+            }
+            for r in self._by_id.values()
+        ]

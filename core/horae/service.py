@@ -1,0 +1,252 @@
+"""The operations the API and the CLI offer, over the node's parts: one place for each rule.
+
+Reads come from the local state (fast, possibly stale on a follower); writes go through Raft.
+Job JSON in and out is Dkron's shape; validation lives in `horae.model`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import time
+from typing import Any
+
+from horae.cluster.raft import CommandOutcomeUnknown, NotLeader, RaftNode
+from horae.cluster.state import ClusterState, JobRuntime
+from horae.config import AgentConfig
+from horae.dispatch import Dispatcher, command, rfc3339
+from horae.errors import BadRequest, Conflict, FieldProblem, NotFound, Unavailable
+from horae.host.supervisor import PluginHost
+from horae.leader import Leadership
+from horae.model import Job, ValidationError
+from horae.running import RunningExecutions
+from horae.schedule import ScheduleError, parse_schedule
+from horae.schedule_book import ScheduleBook
+from horae.store import ExecutionStore
+
+MAX_PREVIEW = 100
+COMPUTED_FIELDS = (
+    "id",
+    "success_count",
+    "error_count",
+    "last_success",
+    "last_error",
+    "status",
+    "next",
+    "missed_count",
+    "dependent_jobs",
+)
+
+
+class HoraeService:
+    def __init__(
+        self,
+        config: AgentConfig,
+        state: ClusterState,
+        store: ExecutionStore,
+        raft: RaftNode,
+        host: PluginHost,
+        schedules: ScheduleBook,
+        running: RunningExecutions,
+        dispatcher: Dispatcher,
+        leadership: Leadership,
+    ) -> None:
+        self.config = config
+        self.state = state
+        self.store = store
+        self.raft = raft
+        self.host = host
+        self.schedules = schedules
+        self.running = running
+        self.dispatcher = dispatcher
+        self.leadership = leadership
+        self.started_at = time.time()
+
+    # -- jobs: reads ---------------------------------------------------------------------------
+    def jobs(self) -> list[dict[str, Any]]:
+        return [self._job_view(name) for name in self.state.jobs]
+
+    def job(self, name: str) -> dict[str, Any]:
+        if name not in self.state.jobs:
+            raise NotFound(f"job {name!r} not found")
+        return self._job_view(name)
+
+    def _job_view(self, name: str) -> dict[str, Any]:
+        job = dict(self.state.jobs[name])
+        runtime = self.state.runtime.get(name) or JobRuntime()
+        job.update(
+            id=name,
+            success_count=runtime.success_count,
+            error_count=runtime.error_count,
+            last_success=rfc3339(runtime.last_success_ms),
+            last_error=rfc3339(runtime.last_error_ms),
+            status=runtime.status,
+            next=rfc3339(runtime.next_fire_ms),
+            missed_count=runtime.missed_count,
+        )
+        job.setdefault("dependent_jobs", [])
+        return job
+
+    # -- jobs: writes --------------------------------------------------------------------------
+    async def put_job(self, data: Any, strict: bool = True) -> tuple[dict[str, Any], bool, list[str]]:
+        """Create or replace a job; returns (job view, created, warnings)."""
+        job_json, warnings = self._validate(data, strict)
+        name = job_json["name"]
+        created = name not in self.state.jobs
+        now_ms = int(time.time() * 1000)
+        next_ms = self.schedules.next_fire_ms(job_json, now_ms)
+        result = await self._submit(command("put_job", job=job_json, next_fire_ms=next_ms))
+        if not result.ok:
+            raise BadRequest(result.reason, [FieldProblem("parent_job", result.reason)] if "parent" in result.reason else [])
+        return self._job_view(name), created, warnings
+
+    def _validate(self, data: Any, strict: bool) -> tuple[dict[str, Any], list[str]]:
+        if not isinstance(data, dict):
+            raise BadRequest("the body must be a JSON object describing a job")
+        clean = {k: v for k, v in data.items() if k not in COMPUTED_FIELDS}
+        try:
+            job, warnings = Job.from_json(clean, strict=strict)
+        except ValidationError as error:
+            raise BadRequest(str(error), [FieldProblem(e.field, e.message) for e in error.errors]) from None
+        stored = job.to_json()
+        for key in COMPUTED_FIELDS:
+            stored.pop(key, None)
+        return stored, warnings
+
+    async def delete_job(self, name: str) -> dict[str, Any]:
+        view = self.job(name)
+        result = await self._submit(command("delete_job", name=name))
+        if not result.ok:
+            raise Conflict(result.reason)
+        await asyncio.to_thread(self.store.delete_job_executions, name)
+        return view
+
+    async def toggle(self, name: str) -> dict[str, Any]:
+        job = self.job(name)
+        await self._submit(command("set_disabled", job=name, disabled=not job.get("disabled", False)))
+        return self.job(name)
+
+    async def run(self, name: str) -> dict[str, Any]:
+        self.job(name)
+        try:
+            await self.dispatcher.run_now(name)
+        except RuntimeError as error:
+            raise Conflict(str(error)) from None
+        return self.job(name)
+
+    async def restore(self, jobs: Any) -> tuple[list[str], list[str]]:
+        """Import many jobs (a Dkron dump or `horae jobs export`); unknown keys are warnings."""
+        if not isinstance(jobs, list):
+            raise BadRequest("restore takes a JSON array of jobs")
+        restored, warnings = [], []
+        # Parents before children, so parent_job always refers to a job that exists.
+        pending = sorted(jobs, key=lambda j: bool(isinstance(j, dict) and j.get("parent_job")))
+        for data in pending:
+            view, _, job_warnings = await self.put_job(data, strict=False)
+            restored.append(view["name"])
+            warnings.extend(f"{view['name']}: {w}" for w in job_warnings)
+        return restored, warnings
+
+    async def _submit(self, cmd: dict[str, Any]):
+        try:
+            return await self.raft.submit(cmd)
+        except NotLeader:
+            raise Unavailable("no leader: the cluster cannot accept writes right now; retry shortly") from None
+        except CommandOutcomeUnknown as error:
+            raise Unavailable(f"{error}; the change may or may not have been applied") from None
+
+    # -- executions ----------------------------------------------------------------------------
+    async def executions(self, name: str) -> list[dict[str, Any]]:
+        self.job(name)
+        stored = await asyncio.to_thread(self.store.executions, name)
+        live = [self._running_view(r) for r in self.running.for_job(name)]
+        return stored + live
+
+    async def execution(self, name: str, execution_id: str) -> dict[str, Any]:
+        running = self.running.get(execution_id)
+        if running is not None and running.job_name == name:
+            return self._running_view(running)
+        stored = await asyncio.to_thread(self.store.execution, execution_id)
+        if stored is None or stored.get("job_name") != name:
+            raise NotFound(f"execution {execution_id!r} of job {name!r} not found")
+        return stored
+
+    def stop(self, name: str, execution_id: str) -> dict[str, Any]:
+        running = self.running.get(execution_id)
+        if running is None or running.job_name != name:
+            raise NotFound(f"no running execution {execution_id!r} of job {name!r} on this node")
+        self.running.stop(execution_id)
+        return self._running_view(running)
+
+    def busy(self) -> list[dict[str, Any]]:
+        return [self._running_view(r) for r in self.running]
+
+    def _running_view(self, running) -> dict[str, Any]:
+        return {
+            "id": running.execution_id,
+            "job_name": running.job_name,
+            "started_at": rfc3339(running.started_at * 1000),
+            "finished_at": None,
+            "success": False,
+            "output": running.output_tail().decode(errors="replace"),
+            "node_name": running.node_name,
+            "group": running.group,
+            "attempt": running.attempt,
+            "slot": rfc3339(running.slot_ms),
+            "running": True,
+        }
+
+    # -- cluster and scheduler -----------------------------------------------------------------
+    def member(self) -> dict[str, Any]:
+        host, _, port = self.config.raft_address.rpartition(":")
+        return {
+            "Name": self.config.node_name,
+            "Addr": host,
+            "Port": int(port),
+            "Tags": {**self.config.tags, "role": "dkron" if self.config.server else "client"},
+            "Status": 1,
+            "statusText": "alive",
+            "role": "server" if self.config.server else "client",
+            "last_heartbeat": rfc3339(time.time() * 1000),
+        }
+
+    def members(self) -> list[dict[str, Any]]:
+        return [self.member()]
+
+    def leader(self) -> dict[str, Any] | None:
+        return self.member() if self.raft.is_leader else None
+
+    def is_leader(self) -> bool:
+        return self.raft.is_leader
+
+    async def set_paused(self, paused: bool) -> bool:
+        result = await self._submit(command("pause", paused=paused))
+        return bool(result.value)
+
+    def plugins(self) -> list[dict[str, Any]]:
+        return [status.__dict__ | {} for status in self.host.statuses()]
+
+    def preview(self, schedule: str, timezone: str = "", count: int = 5) -> list[str]:
+        if not 1 <= count <= MAX_PREVIEW:
+            raise BadRequest(f"count must be between 1 and {MAX_PREVIEW}", [FieldProblem("count", "1..100")])
+        try:
+            parsed = parse_schedule(schedule, timezone, "preview")
+        except ScheduleError as error:
+            raise BadRequest(str(error), [FieldProblem("schedule", str(error))]) from None
+        after = datetime.datetime.now(datetime.UTC)
+        times = []
+        for _ in range(count):
+            moment = parsed.next_fire_time(after)
+            if moment is None:
+                break
+            times.append(moment.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z"))
+            after = moment
+        return times
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "ready": self.raft.ready and self.raft.leader_address is not None,
+            "node": self.config.node_name,
+            "leader": self.raft.leader_address,
+            "uptime_seconds": round(time.time() - self.started_at, 3),
+        }
