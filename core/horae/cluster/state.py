@@ -194,7 +194,7 @@ def _result(state: ClusterState, command: Command) -> CommandResult:
         return CommandResult(False, f"job {execution['job_name']!r} no longer exists")
     if intent is None and not command.get("unplanned", False):
         return CommandResult(True, "already recorded")
-    finished_ms = execution.get("finished_at_ms") or 0
+    finished_ms = command.get("finished_at_ms") or 0
     if execution["success"]:
         runtime.success_count += 1
         runtime.last_success_ms = finished_ms
