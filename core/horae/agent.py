@@ -69,9 +69,7 @@ class Agent:
             on_leadership=leadership_changes.put_nowait,
         )
         leadership = Leadership(raft, state, schedules)
-        dispatcher = Dispatcher(
-            raft, state, host, schedules, running, config.node_name, leadership.scheduler.set
-        )
+        dispatcher = Dispatcher(raft, state, host, schedules, running, config.node_name, leadership.scheduler.set)
         leadership.attach(dispatcher)
         state.listener = state_listener(loop, leadership)
         service = HoraeService(config, state, store, raft, host, schedules, running, dispatcher, leadership)
@@ -109,4 +107,4 @@ class Agent:
             if leading:
                 leadership.gained()
             else:
-                leadership.lost()
+                await leadership.lost()

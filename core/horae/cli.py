@@ -9,6 +9,8 @@ import json
 import sys
 from collections.abc import Sequence
 
+from horae.api_client import ApiError
+from horae.cli_jobs import add_jobs_commands
 from horae.host.discovery import discover_plugins
 from horae.host.supervisor import PluginHost, PluginStatus
 from horae.logs import setup_logging
@@ -57,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--shutdown-grace", type=float, help="seconds running executions get on SIGTERM")
     agent.add_argument("--raft-multiplier", type=float, help="scale Raft timings (slower networks: > 1)")
     agent.set_defaults(run=run_agent)
+    add_jobs_commands(commands)
     return parser
 
 
@@ -134,7 +137,11 @@ def plugins_list(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level or ("info" if args.command == "agent" else "warning"))
-    return args.run(args)
+    try:
+        return args.run(args)
+    except ApiError as error:
+        print(f"horae: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

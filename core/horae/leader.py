@@ -72,10 +72,10 @@ class Leadership:
         if missed:
             self._catchup_task = asyncio.create_task(self._catch_up(missed, now_ms))
 
-    def lost(self) -> None:
+    async def lost(self) -> None:
         if self._catchup_task is not None:
             self._catchup_task.cancel()
-        asyncio.create_task(self.scheduler.stop())
+        await self.scheduler.stop()
         log.info("no longer leading: scheduler stopped")
 
     def scheduler_lead_ms(self) -> int:

@@ -10,6 +10,7 @@ and the execution start on time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -158,10 +159,8 @@ class Scheduler:
             fire_ms, name = first
             wait = (fire_ms - self._lead_ms - now_ms) / 1000
             if wait > 0:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), min(wait, MAX_SLEEP_SECONDS))
-                except TimeoutError:
-                    pass
                 continue
             # The launcher sets the following fire time; until then the job is out of the heap.
             self._heap.remove(name)

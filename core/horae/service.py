@@ -97,7 +97,8 @@ class HoraeService:
         next_ms = self.schedules.next_fire_ms(job_json, now_ms)
         result = await self._submit(command("put_job", job=job_json, next_fire_ms=next_ms))
         if not result.ok:
-            raise BadRequest(result.reason, [FieldProblem("parent_job", result.reason)] if "parent" in result.reason else [])
+            problems = [FieldProblem("parent_job", result.reason)] if "parent" in result.reason else []
+            raise BadRequest(result.reason, problems)
         return self._job_view(name), created, warnings
 
     def _validate(self, data: Any, strict: bool) -> tuple[dict[str, Any], list[str]]:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, replicated
-from pysyncobj.syncobj import FAIL_REASON, _RAFT_STATE
+from pysyncobj.syncobj import _RAFT_STATE, FAIL_REASON
 
 from horae.cluster.state import ClusterState, Command, CommandResult
 from horae.logs import fields
