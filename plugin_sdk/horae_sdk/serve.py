@@ -82,6 +82,8 @@ def serve(
     plugin: Executor | Processor = executor if executor is not None else processor  # type: ignore[assignment]
     kind = "executor" if executor is not None else "processor"
     _setup_logging()
+    # Read first: a host that dies right after the handshake must not go unnoticed.
+    parent = os.getppid()
 
     environ = dict(os.environ)
     if not handshake.cookie_present(environ):
@@ -111,15 +113,15 @@ def serve(
     service = ExecutorService(executor, broker) if executor is not None else ProcessorService(processor)  # type: ignore[arg-type]
     service.add_to_server(server)
 
+    # Before the handshake line: a host may signal the plugin as soon as it has read it.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
     network, address, socket_path = _listen(server, environ, server_credentials)
     server.start()
     line = handshake.format_handshake(version, network, address, server_cert_field)
     os.write(1, (line + "\n").encode())
     stdio.capture_stdout()
 
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    parent = os.getppid()
     while not stop.wait(PARENT_CHECK_SECONDS):
         if os.getppid() != parent:
             log.warning("the host (pid %d) is gone; exiting", parent)

@@ -88,6 +88,8 @@ class PluginProcess:
             self.channel = grpc.aio.secure_channel(handshake.grpc_target, tls.channel_credentials(), options)
         self._brokers = BrokerPool(socket_dir, tls.server_credentials() if tls else None)
         self._broker_call: grpc.aio.StreamStreamCall | None = None
+        # grpc.aio allows one write in flight per stream; concurrent calls take turns.
+        self._broker_write_lock = asyncio.Lock()
         self._broker_unavailable = False
         self._service_ids = itertools.count(1)
         self._execute_method = 0
@@ -182,9 +184,10 @@ class PluginProcess:
                     request_serializer=grpc_broker_pb2.ConnInfo.SerializeToString,
                     response_deserializer=grpc_broker_pb2.ConnInfo.FromString,
                 )()
-            await self._broker_call.write(
-                grpc_broker_pb2.ConnInfo(service_id=server.service_id, network="unix", address=server.address)
-            )
+            async with self._broker_write_lock:
+                await self._broker_call.write(
+                    grpc_broker_pb2.ConnInfo(service_id=server.service_id, network="unix", address=server.address)
+                )
         except (grpc.aio.AioRpcError, grpc.aio.UsageError) as error:
             log.warning("%s: no broker, so no live output: %s", self.label, error)
             self._broker_unavailable = True

@@ -183,7 +183,6 @@ class SupervisedPlugin:
         code = await process.wait()
         if self._stopping or process is not self.process:
             return
-        self.process = None
         stable = time.monotonic() - self._started_at >= STABLE_UPTIME_SECONDS
         if stable:
             self._failures = 0
@@ -192,6 +191,8 @@ class SupervisedPlugin:
         await asyncio.sleep(0.05)  # let its last stderr lines arrive
         tail = process.log.tail()[-5:]
         message = f"{self.label} {reason}" + ("; last stderr lines: " + " | ".join(tail) if tail else "")
+        # Only now: until the restart is scheduled, get() must see a dead process and wait, not give up.
+        self.process = None
         self._failed(message, immediate=stable)
         await process.stop(grace=0)
 
@@ -356,6 +357,9 @@ class PluginHost:
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
             if not await process.health(HEALTH_TIMEOUT_SECONDS):
                 plugin.kill(f"hung: no answer within {timeout:g}s and no answer to a health check")
+                # Reap it before answering, so that the next call waits for a fresh process instead of this one.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(process.wait(), EXIT_GRACE_SECONDS)
                 return f"{plugin.label} hung: no answer within {timeout:g}s and none to a health check; restarting it"
             return f"{plugin.label}: the execution timed out after {timeout:g}s and was cancelled"
         with contextlib.suppress(TimeoutError):
