@@ -40,11 +40,9 @@ class ScheduleBook:
         starts = parse_time_ms(job.get("starts_at"))
         if starts is not None and after_ms < starts - 1:
             after_ms = starts - 1
-        after = datetime.datetime.fromtimestamp(after_ms / 1000, datetime.UTC)
-        moment = self.schedule(job).next_fire_time(after)
-        if moment is None:
+        fire_ms = self.schedule(job).next_fire_ms(after_ms)
+        if fire_ms is None:
             return None
-        fire_ms = int(moment.timestamp() * 1000)
         expires = parse_time_ms(job.get("expires_at"))
         if expires is not None and fire_ms > expires:
             return None

@@ -106,7 +106,8 @@ class HoraeService:
             raise BadRequest("the body must be a JSON object describing a job")
         clean = {k: v for k, v in data.items() if k not in COMPUTED_FIELDS}
         try:
-            job, warnings = Job.from_json(clean, strict=strict)
+            warnings: list[str] = []
+            job = Job.from_json(clean, strict=strict, warnings=warnings)
         except ValidationError as error:
             raise BadRequest(str(error), [FieldProblem(e.field, e.message) for e in error.errors]) from None
         stored = job.to_json()

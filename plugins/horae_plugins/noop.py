@@ -15,8 +15,9 @@ class NoopExecutor(Executor):
     }
     conformance = {"echo": {"text": "horae-conformance"}}
 
-    def execute(self, job_name: str, config: dict[str, str], stream: OutputStream) -> bytes:
-        return config.get("text", "").encode()
+    def execute(self, job_name: str, config: dict[str, str], stream: OutputStream) -> None:
+        # Written to the stream, so live output shows it too; the result is what was written.
+        stream.write(config.get("text", ""))
 
 
 if __name__ == "__main__":
