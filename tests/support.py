@@ -33,7 +33,9 @@ def script_spec(tmp_path: Path, source: str, name: str = "script", kind: str = "
     return PluginSpec(kind=kind, name=name, argv=[sys.executable, str(path)], source=str(path))  # type: ignore[arg-type]
 
 
-def wait_until(condition: Callable[[], object], timeout: float = 10.0, interval: float = 0.02, what: str = "") -> object:
+def wait_until(
+    condition: Callable[[], object], timeout: float = 10.0, interval: float = 0.02, what: str = ""
+) -> object:
     """Poll `condition` until it returns something truthy; AssertionError after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
