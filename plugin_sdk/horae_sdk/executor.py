@@ -109,7 +109,8 @@ class OutputStream:
         self.slot_unix_ms = request.slot_unix_ms
         self.attempt = request.attempt
         self.cancelled = threading.Event()
-        self._output_limit = output_limit
+        # The tail kept and returned, in bytes; an executor may set it per call (a job's own limit).
+        self.output_limit = output_limit
         self._broker = broker if request.status_server else None
         self._status_server = request.status_server
         self._updater: _StatusUpdater | None = None
@@ -134,8 +135,8 @@ class OutputStream:
         with self._lock:
             self.bytes_written += len(data)
             self._tail += data
-            if len(self._tail) > 2 * self._output_limit:
-                del self._tail[: -self._output_limit]
+            if len(self._tail) > 2 * self.output_limit:
+                del self._tail[: -self.output_limit]
             if self._broker is None:
                 return
             if self._pending and self._pending_stderr != stderr:
@@ -153,7 +154,7 @@ class OutputStream:
 
     def tail(self) -> bytes:
         with self._lock:
-            return bytes(self._tail[-self._output_limit :]) if self._output_limit else b""
+            return bytes(self._tail[-self.output_limit :]) if self.output_limit else b""
 
     def on_cancel(self, callback: Callable[[], None]) -> None:
         """Call `callback` (from another thread) when the host cancels this execution."""
@@ -276,7 +277,7 @@ class ExecutorService:
         if output is None:
             return stream.tail()
         data = output.encode() if isinstance(output, str) else bytes(output)
-        limit = self._executor.output_limit
+        limit = stream.output_limit
         return data[-limit:] if limit and len(data) > limit else data
 
     def cancel_all(self) -> None:

@@ -13,10 +13,9 @@ import os
 import pwd
 import shutil
 import signal
-import threading
 from typing import Any
 
-from horae_plugins.shell.config import CONFIG_SCHEMA, DEFAULT_OUTPUT_LIMIT, ShellConfig, parse_config
+from horae_plugins.shell.config import CONFIG_SCHEMA, ShellConfig, parse_config
 from horae_plugins.shell.job import RunningJob
 from horae_plugins.shell.spawner import SETPRIV, Spawner, wrap_command
 from horae_sdk import ExecutionError, ExecutionResult, Executor, OutputStream, handshake
@@ -47,19 +46,10 @@ class ShellExecutor(Executor):
 
     def __init__(self) -> None:
         self._spawner = Spawner()
-        self._limits = threading.local()
-
-    @property
-    def output_limit(self) -> int:  # type: ignore[override]
-        # The SDK reads this in the call's own worker thread, twice: to size its copy of the tail
-        # (before execute; that copy is not used, since execute returns the output itself) and to cap
-        # the returned output (after execute). The job's own limit, set by execute on this thread, is
-        # what must not cut the output execute returns.
-        return getattr(self._limits, "value", DEFAULT_OUTPUT_LIMIT)
 
     def execute(self, job_name: str, config: dict[str, str], stream: OutputStream) -> ExecutionResult:
         settings = parse_config(config)
-        self._limits.value = max(settings.output_limit, 1)
+        stream.output_limit = max(settings.output_limit, 1)
         unknown = sorted(set(config) - set(CONFIG_SCHEMA["properties"]))
         if unknown:
             log.warning("job %s: ignoring unknown executor_config key(s) %s", job_name, ", ".join(unknown))
