@@ -21,6 +21,9 @@ $(NODE_STAMP): $(NODE_EXAMPLE)/package.json $(NODE_EXAMPLE)/package-lock.json
 	cd $(NODE_EXAMPLE) && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+run: install
+	$(VENV)/bin/horae agent --dev
+
 test: install
 	$(PY) -m pytest tests -q
 
