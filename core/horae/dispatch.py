@@ -114,6 +114,39 @@ class Dispatcher:
         if self._accepted(result[0], launch):
             self._spawn(self._run(job_name, launch))
 
+    async def fail_orphaned_intents(self) -> int:
+        """Close intents of executions that no longer run here (the node stopped while they ran).
+
+        Without this a `concurrency: forbid` job would wait forever for a run that is gone (Dkron #1939).
+        """
+        now_ms = int(self._clock() * 1000)
+        orphans = [
+            intent
+            for intent in list(self._state.intents.values())
+            if intent.get("node") == self._node_name and self._running.get(intent["id"]) is None
+        ]
+        for intent in orphans:
+            reason = "the node stopped while this execution ran; its outcome is unknown"
+            execution = {
+                "id": intent["id"],
+                "job_name": intent["job"],
+                "group": intent["group"],
+                "attempt": intent["attempt"],
+                "node_name": self._node_name,
+                "slot": rfc3339(intent["slot_ms"]),
+                "started_at": rfc3339(intent["slot_ms"]),
+                "finished_at": rfc3339(now_ms),
+                "success": False,
+                "output": reason,
+                "error": reason,
+                "exit_code": -1,
+                "cpu_seconds": 0.0,
+                "max_rss_bytes": 0,
+            }
+            await self._raft.submit(command("result", execution=execution, finished_at_ms=now_ms))
+            log.warning("orphaned execution failed", extra=fields(job=intent["job"], execution=intent["id"]))
+        return len(orphans)
+
     async def run_now(self, job_name: str, kind: str = "manual") -> str:
         """Start a run outside the schedule (`/run`, a dependent job); returns its execution id."""
         slot_ms = int(self._clock() * 1000)

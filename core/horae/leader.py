@@ -25,6 +25,8 @@ log = logging.getLogger("horae.leader")
 
 # Enumerating missed slots stops here: a per-second job down for a week is not replayed slot by slot.
 MAX_MISSED_SLOTS_EXAMINED = 10_000
+# A stored next fire time this far in the past was missed; anything later is merely due now.
+CATCHUP_THRESHOLD_MS = 250
 
 
 class Leadership:
@@ -63,23 +65,25 @@ class Leadership:
         for name, runtime in self._state.runtime.items():
             if runtime.next_fire_ms is None:
                 continue
-            if runtime.next_fire_ms < now_ms - int(self.scheduler_lead_ms()):
+            if runtime.next_fire_ms < now_ms - CATCHUP_THRESHOLD_MS:
                 missed.append((name, runtime.next_fire_ms))
             else:
                 self.scheduler.set(name, runtime.next_fire_ms)
         self.scheduler.start()
         log.info("leading: scheduler started", extra=fields(jobs=len(self.scheduler), behind=len(missed)))
+        self._catchup_task = asyncio.create_task(self._recover(missed, now_ms))
+
+    async def _recover(self, missed: list[tuple[str, int]], now_ms: int) -> None:
+        assert self.dispatcher is not None
+        await self.dispatcher.fail_orphaned_intents()
         if missed:
-            self._catchup_task = asyncio.create_task(self._catch_up(missed, now_ms))
+            await self._catch_up(missed, now_ms)
 
     async def lost(self) -> None:
         if self._catchup_task is not None:
             self._catchup_task.cancel()
         await self.scheduler.stop()
         log.info("no longer leading: scheduler stopped")
-
-    def scheduler_lead_ms(self) -> int:
-        return 250
 
     async def _catch_up(self, missed: list[tuple[str, int]], now_ms: int) -> None:
         assert self.dispatcher is not None

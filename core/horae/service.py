@@ -64,15 +64,21 @@ class HoraeService:
 
     # -- jobs: reads ---------------------------------------------------------------------------
     def jobs(self) -> list[dict[str, Any]]:
-        return [self._job_view(name) for name in self.state.jobs]
+        # list() copies the names at once: the Raft thread may add or remove jobs meanwhile.
+        views = (self._job_view(name) for name in list(self.state.jobs))
+        return [view for view in views if view is not None]
 
     def job(self, name: str) -> dict[str, Any]:
-        if name not in self.state.jobs:
+        view = self._job_view(name)
+        if view is None:
             raise NotFound(f"job {name!r} not found")
-        return self._job_view(name)
+        return view
 
-    def _job_view(self, name: str) -> dict[str, Any]:
-        job = dict(self.state.jobs[name])
+    def _job_view(self, name: str) -> dict[str, Any] | None:
+        stored = self.state.jobs.get(name)
+        if stored is None:
+            return None
+        job = dict(stored)
         runtime = self.state.runtime.get(name) or JobRuntime()
         job.update(
             id=name,
@@ -99,7 +105,7 @@ class HoraeService:
         if not result.ok:
             problems = [FieldProblem("parent_job", result.reason)] if "parent" in result.reason else []
             raise BadRequest(result.reason, problems)
-        return self._job_view(name), created, warnings
+        return self.job(name), created, warnings
 
     def _validate(self, data: Any, strict: bool) -> tuple[dict[str, Any], list[str]]:
         if not isinstance(data, dict):
@@ -125,13 +131,19 @@ class HoraeService:
 
     async def toggle(self, name: str) -> dict[str, Any]:
         job = self.job(name)
-        await self._submit(command("set_disabled", job=name, disabled=not job.get("disabled", False)))
+        result = await self._submit(command("set_disabled", job=name, disabled=not job.get("disabled", False)))
+        if not result.ok:
+            raise NotFound(result.reason)
         return self.job(name)
 
     async def run(self, name: str) -> dict[str, Any]:
         self.job(name)
         try:
             await self.dispatcher.run_now(name)
+        except NotLeader:
+            raise Unavailable("no leader: the cluster cannot start runs right now; retry shortly") from None
+        except CommandOutcomeUnknown as error:
+            raise Unavailable(f"{error}; the run may or may not have started") from None
         except RuntimeError as error:
             raise Conflict(str(error)) from None
         return self.job(name)
