@@ -76,7 +76,9 @@ class Agent:
 
         host_name, port = config.http_host_port
         server = uvicorn.Server(
-            uvicorn.Config(app_factory(service), host=host_name, port=port, log_config=None, lifespan="off")
+            uvicorn.Config(
+                app_factory(service), host=host_name, port=port, log_config=None, lifespan="off", access_log=False
+            )
         )
         server_task = asyncio.create_task(server.serve())
         watch_task = asyncio.create_task(self._follow_leadership(leadership_changes, leadership))
