@@ -19,7 +19,7 @@ from horae.cluster.raft import RaftNode, RaftSettings
 from horae.cluster.state import ClusterState
 from horae.config import AgentConfig
 from horae.dispatch import Dispatcher
-from horae.host.discovery import discover_plugins
+from horae.host.discovery import DEFAULT_PLUGIN_DIRS, discover_plugins
 from horae.host.supervisor import PluginHost
 from horae.leader import Leadership, state_listener
 from horae.logs import fields
@@ -53,7 +53,9 @@ class Agent:
         state = ClusterState(sink=store)
         schedules = ScheduleBook()
         running = RunningExecutions()
-        discovery = discover_plugins([*config.plugin_dirs, os.path.join(config.data_dir, "plugins")])
+        discovery = discover_plugins(
+            [*config.plugin_dirs, os.path.join(config.data_dir, "plugins"), *DEFAULT_PLUGIN_DIRS]
+        )
         for problem in discovery.problems:
             log.warning(problem)
         host = PluginHost(discovery.plugins)
