@@ -123,7 +123,7 @@ class Dispatcher:
         orphans = [
             intent
             for intent in list(self._state.intents.values())
-            if intent.get("node") == self._node_name and self._running.get(intent["id"]) is None
+            if intent.get("node") == self._node_name and self._running.get(intent["job"], intent["id"]) is None
         ]
         for intent in orphans:
             reason = "the node stopped while this execution ran; its outcome is unknown"
@@ -190,7 +190,7 @@ class Dispatcher:
                 "error": running.stop_reason or "execution cancelled",
             }
         finally:
-            self._running.remove(running.execution_id)
+            self._running.remove(job_name, running.execution_id)
         finished = self._clock()
         execution = {
             "id": running.execution_id,

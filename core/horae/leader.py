@@ -104,13 +104,15 @@ class Leadership:
                 examined += 1
             while slot is not None and slot < now_ms:  # beyond the examined cap: jump ahead
                 slot = self._schedules.next_fire_ms(job, now_ms - 1)
-            await self._raft.submit(command("set_next_fire", job=name, next_fire_ms=slot, missed=skipped))
-            self.scheduler.set(name, slot)
-            if skipped:
-                log.info("missed slots skipped", extra=fields(job=name, skipped=skipped))
+            # Missed slots first, oldest first: the state machine accepts a job's scheduled slots only
+            # in increasing order, so the job goes back into the heap only after they are committed.
             for missed_slot in slots_to_run:
                 log.info("catching up", extra=fields(job=name, slot=rfc3339(missed_slot)))
                 await self.dispatcher.catch_up(name, missed_slot)
+            if skipped:
+                log.info("missed slots skipped", extra=fields(job=name, skipped=skipped))
+            await self._raft.submit(command("set_next_fire", job=name, next_fire_ms=slot, missed=skipped))
+            self.scheduler.set(name, slot)
 
     # -- state changes (the Raft thread hands them here) ---------------------------------------
     def applied(self, applied: Command, result: CommandResult) -> None:

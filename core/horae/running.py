@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from horae.cluster.state import execution_key
+
 LIVE_TAIL_BYTES = 256 * 1024
 
 
@@ -57,6 +59,7 @@ class RunningExecution:
 
 class RunningExecutions:
     def __init__(self) -> None:
+        # Keyed by execution_key(job, id): execution ids are unique per job only.
         self._by_id: dict[str, RunningExecution] = {}
 
     def __iter__(self) -> Iterator[RunningExecution]:
@@ -66,21 +69,21 @@ class RunningExecutions:
         return len(self._by_id)
 
     def add(self, running: RunningExecution) -> None:
-        self._by_id[running.execution_id] = running
+        self._by_id[execution_key(running.job_name, running.execution_id)] = running
 
-    def remove(self, execution_id: str) -> None:
-        running = self._by_id.pop(execution_id, None)
+    def remove(self, job_name: str, execution_id: str) -> None:
+        running = self._by_id.pop(execution_key(job_name, execution_id), None)
         if running is not None:
             running.close()
 
-    def get(self, execution_id: str) -> RunningExecution | None:
-        return self._by_id.get(execution_id)
+    def get(self, job_name: str, execution_id: str) -> RunningExecution | None:
+        return self._by_id.get(execution_key(job_name, execution_id))
 
     def for_job(self, job_name: str) -> list[RunningExecution]:
         return [r for r in self._by_id.values() if r.job_name == job_name]
 
-    def stop(self, execution_id: str, reason: str = "stopped by request") -> bool:
-        running = self._by_id.get(execution_id)
+    def stop(self, job_name: str, execution_id: str, reason: str = "stopped by request") -> bool:
+        running = self.get(job_name, execution_id)
         if running is None or running.task is None or running.task.done():
             return False
         running.stop_reason = reason

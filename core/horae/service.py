@@ -177,19 +177,19 @@ class HoraeService:
         return stored + live
 
     async def execution(self, name: str, execution_id: str) -> dict[str, Any]:
-        running = self.running.get(execution_id)
-        if running is not None and running.job_name == name:
+        running = self.running.get(name, execution_id)
+        if running is not None:
             return self._running_view(running)
-        stored = await asyncio.to_thread(self.store.execution, execution_id)
-        if stored is None or stored.get("job_name") != name:
+        stored = await asyncio.to_thread(self.store.execution, name, execution_id)
+        if stored is None:
             raise NotFound(f"execution {execution_id!r} of job {name!r} not found")
         return stored
 
     def stop(self, name: str, execution_id: str) -> dict[str, Any]:
-        running = self.running.get(execution_id)
-        if running is None or running.job_name != name:
+        running = self.running.get(name, execution_id)
+        if running is None:
             raise NotFound(f"no running execution {execution_id!r} of job {name!r} on this node")
-        self.running.stop(execution_id)
+        self.running.stop(name, execution_id)
         return self._running_view(running)
 
     def busy(self) -> list[dict[str, Any]]:

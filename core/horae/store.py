@@ -14,6 +14,8 @@ from typing import Any
 
 from sqlitedict import SqliteDict
 
+from horae.cluster.state import execution_key
+
 DEFAULT_MAX_EXECUTIONS = 100
 INDEX_PREFIX = "index:"
 EXECUTION_PREFIX = "execution:"
@@ -32,17 +34,17 @@ class ExecutionStore:
         job_name, execution_id = execution["job_name"], execution["id"]
         with self._lock:
             index = self._index(job_name)
-            self._db[EXECUTION_PREFIX + execution_id] = execution
+            self._db[EXECUTION_PREFIX + execution_key(job_name, execution_id)] = execution
             if execution_id not in index:
                 index.append(execution_id)
                 while len(index) > self.max_executions:
-                    del self._db[EXECUTION_PREFIX + index.pop(0)]
+                    del self._db[EXECUTION_PREFIX + execution_key(job_name, index.pop(0))]
                 self._db[INDEX_PREFIX + job_name] = index
 
     def delete_job_executions(self, job_name: str) -> None:
         with self._lock:
             for execution_id in self._index(job_name):
-                self._db.pop(EXECUTION_PREFIX + execution_id, None)
+                self._db.pop(EXECUTION_PREFIX + execution_key(job_name, execution_id), None)
             self._db.pop(INDEX_PREFIX + job_name, None)
             self._indexes.pop(job_name, None)
 
@@ -52,13 +54,13 @@ class ExecutionStore:
             ids = list(self._index(job_name))
         found = []
         for execution_id in ids:
-            execution = self._db.get(EXECUTION_PREFIX + execution_id)
+            execution = self._db.get(EXECUTION_PREFIX + execution_key(job_name, execution_id))
             if execution is not None:
                 found.append(execution)
         return found
 
-    def execution(self, execution_id: str) -> dict[str, Any] | None:
-        return self._db.get(EXECUTION_PREFIX + execution_id)
+    def execution(self, job_name: str, execution_id: str) -> dict[str, Any] | None:
+        return self._db.get(EXECUTION_PREFIX + execution_key(job_name, execution_id))
 
     def _index(self, job_name: str) -> list[str]:
         index = self._indexes.get(job_name)

@@ -8,6 +8,7 @@ import importlib
 
 BENCHMARKS = {
     "plugin_host": "tests.bench.bench_plugin_host",
+    "scheduler": "tests.bench.bench_scheduler",
 }
 
 

@@ -77,3 +77,18 @@ def test_unknown_format_versions_are_refused_and_snapshots_round_trip():
     copy.restore(state.snapshot())
     assert copy.jobs == state.jobs and copy.intents == state.intents
     assert copy.runtime["x"].next_fire_ms == 42
+
+
+def test_jobs_due_at_the_same_instant_each_get_their_intent_and_result():
+    sink = RecordingSink()
+    state = ClusterState(sink=sink)
+    for name in ("a", "b"):
+        state.apply(cmd("put_job", job={"name": name}))
+    # Execution ids are unique per job only: both jobs' first runs of this slot share "<group>-n1-1".
+    assert state.apply(cmd("intent", intent=intent("a", 7000))).ok
+    assert state.apply(cmd("intent", intent=intent("b", 7000))).ok
+    for name in ("a", "b"):
+        execution = {"id": intent(name, 7000)["id"], "job_name": name, "success": True}
+        assert state.apply(cmd("result", execution=execution, finished_at_ms=8000)).value == execution
+    assert state.runtime["a"].success_count == state.runtime["b"].success_count == 1
+    assert state.intents == {}

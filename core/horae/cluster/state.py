@@ -20,6 +20,11 @@ COMMAND_FORMAT_VERSION = 1
 Command = dict[str, Any]
 
 
+def execution_key(job_name: str, execution_id: str) -> str:
+    """Execution ids are unique per job (Dkron's `<group>-<node>-<attempt>`): jobs due together share them."""
+    return f"{job_name}\x00{execution_id}"
+
+
 @dataclass(frozen=True, slots=True)
 class CommandResult:
     ok: bool
@@ -56,7 +61,7 @@ class ClusterState:
 
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     runtime: dict[str, JobRuntime] = field(default_factory=dict)
-    # execution id -> intent (job, slot, group, attempt, node, kind, started_at_ms)
+    # execution_key(job, id) -> intent (id, job, slot_ms, group, attempt, node, kind)
     intents: dict[str, dict[str, Any]] = field(default_factory=dict)
     paused: bool = False
     sink: ExecutionSink | None = field(default=None, repr=False, compare=False)
@@ -143,8 +148,8 @@ def _delete_job(state: ClusterState, command: Command) -> CommandResult:
     _unlink_child(state, job.get("parent_job") or "", name)
     del state.jobs[name]
     state.runtime.pop(name, None)
-    for execution_id in [i for i, intent in state.intents.items() if intent["job"] == name]:
-        del state.intents[execution_id]
+    for key in [key for key, intent in state.intents.items() if intent["job"] == name]:
+        del state.intents[key]
     if state.sink is not None:
         state.sink.delete_job_executions(name)
     return CommandResult(True, value=job)
@@ -173,22 +178,23 @@ def _intent(state: ClusterState, command: Command) -> CommandResult:
     job_name = intent["job"]
     if job_name not in state.jobs:
         return CommandResult(False, f"job {job_name!r} does not exist")
-    if intent["id"] in state.intents:
-        return CommandResult(False, "duplicate", value=state.intents[intent["id"]])
+    key = execution_key(job_name, intent["id"])
+    if key in state.intents:
+        return CommandResult(False, "duplicate", value=state.intents[key])
     runtime = state.runtime[job_name]
     if intent["kind"] == "scheduled" and intent["attempt"] == 1:
         last = runtime.last_scheduled_slot_ms
         if last is not None and intent["slot_ms"] <= last:
             return CommandResult(False, f"slot {intent['slot_ms']} of job {job_name!r} already has an execution")
         runtime.last_scheduled_slot_ms = intent["slot_ms"]
-    state.intents[intent["id"]] = dict(intent)
+    state.intents[key] = dict(intent)
     return CommandResult(True, value=intent)
 
 
 def _result(state: ClusterState, command: Command) -> CommandResult:
     """An execution finished: close its intent, update the job's counters, hand it to the store."""
     execution = command["execution"]
-    intent = state.intents.pop(execution["id"], None)
+    intent = state.intents.pop(execution_key(execution["job_name"], execution["id"]), None)
     runtime = state.runtime.get(execution["job_name"])
     if runtime is None:
         return CommandResult(False, f"job {execution['job_name']!r} no longer exists")

@@ -1,0 +1,289 @@
+"""Scheduler figures on one real `horae agent --dev` (noop executor): burst, steady lateness, throughput, creates, RSS.
+
+Measured, not asserted. Lateness is `started_at - slot` of stored executions (both RFC 3339, ms).
+`@every` offsets are whole seconds (SHA-256 of the name mod the interval), so the burst picks names
+whose `@every 10s` offset is the same: all 1,000 are due at one instant. All `@every 1s` jobs share
+offset 0, so the steady case is a 500-job burst every second, not load spread within the second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+from horae.schedule.simple import every_offset_ms
+from horae.table import format_table
+from tests.integration.agent_process import AgentProcess
+
+BURST_JOBS = 1000
+BURST_INTERVAL_MS = 10_000
+STEADY_JOBS = 500
+STEADY_WINDOW_S = 10
+CREATE_JOBS = 2000
+IN_FLIGHT = 32
+TEXT = "bench output " * 4  # stored as each execution's output
+PHASE_TIMEOUT_S = 60.0
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def ms_of(value: str) -> int:
+    moment = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return round(moment.timestamp() * 1000)
+
+
+def job(name: str, schedule: str) -> dict[str, Any]:
+    return {"name": name, "schedule": schedule, "executor": "noop", "executor_config": {"text": TEXT}}
+
+
+async def bounded(items: Iterable[Any], action: Callable[[Any], Awaitable[Any]], limit: int = IN_FLIGHT) -> list:
+    """`action(item)` for every item, at most `limit` at once; results in item order."""
+    gate = asyncio.Semaphore(limit)
+
+    async def one(item: Any) -> Any:
+        async with gate:
+            return await action(item)
+
+    return await asyncio.gather(*(one(item) for item in items))
+
+
+async def create_all(
+    http: httpx.AsyncClient, jobs: list[dict[str, Any]], strict: bool = True
+) -> tuple[float, list[float], list[str]]:
+    """POST every job, `IN_FLIGHT` at once; returns (elapsed seconds, per-request latencies, errors).
+
+    `strict` raises on the first failed create (setup); otherwise failures are collected (measurement).
+    """
+    latencies: list[float] = []
+    errors: list[str] = []
+
+    async def post(body: dict[str, Any]) -> None:
+        started = time.perf_counter()
+        try:
+            response = await http.post("/v1/jobs", json=body)
+            problem = None if response.status_code == 201 else f"{response.status_code} {response.text[:160]}"
+        except httpx.HTTPError as error:
+            problem = repr(error)
+        latencies.append(time.perf_counter() - started)
+        if problem is not None:
+            if strict:
+                raise RuntimeError(f"create {body['name']}: {problem}")
+            errors.append(problem)
+
+    began = time.perf_counter()
+    await bounded(jobs, post)
+    return time.perf_counter() - began, latencies, errors
+
+
+async def delete_all(http: httpx.AsyncClient, names: list[str]) -> None:
+    async def delete(name: str) -> None:
+        response = await http.delete(f"/v1/jobs/{name}")
+        if response.status_code not in (200, 404):
+            raise RuntimeError(f"delete {name}: {response.status_code} {response.text[:200]}")
+
+    await bounded(names, delete)
+
+
+async def executions_of(http: httpx.AsyncClient, names: list[str]) -> list[dict[str, Any]]:
+    async def fetch(name: str) -> list[dict[str, Any]]:
+        response = await http.get(f"/v1/jobs/{name}/executions", params={"output_size_limit": 0})
+        response.raise_for_status()
+        return response.json()
+
+    return [execution for batch in await bounded(names, fetch) for execution in batch]
+
+
+async def sleep_until(moment_ms: int) -> None:
+    await asyncio.sleep(max(0.0, moment_ms / 1000 - time.time()))
+
+
+def burst_names() -> tuple[list[str], int]:
+    """`BURST_JOBS` names sharing one `@every 10s` offset (so one instant), and that offset."""
+    target = every_offset_ms("burst-0", BURST_INTERVAL_MS)
+    names, i = [], 0
+    while len(names) < BURST_JOBS:
+        name = f"burst-{i}"
+        if every_offset_ms(name, BURST_INTERVAL_MS) == target:
+            names.append(name)
+        i += 1
+    return names, target
+
+
+def lateness_ms(executions: list[dict[str, Any]]) -> list[float]:
+    return [ms_of(e["started_at"]) - ms_of(e["slot"]) for e in executions if e.get("started_at") and e.get("slot")]
+
+
+async def burst(http: httpx.AsyncClient) -> dict[str, Any]:
+    names, offset = burst_names()
+    await create_all(http, [job(name, f"@every {BURST_INTERVAL_MS // 1000}s") for name in names])
+    # The first slot at least 2 s away, so every job is in the schedule before it.
+    now_ms = int(time.time() * 1000) + 2000
+    slot_ms = offset + ((now_ms - offset) // BURST_INTERVAL_MS + 1) * BURST_INTERVAL_MS
+    await sleep_until(slot_ms + 1500)
+    deadline = slot_ms + BURST_INTERVAL_MS - 1500
+    while True:
+        found = [e for e in await executions_of(http, names) if e.get("slot") and ms_of(e["slot"]) == slot_ms]
+        done = [e for e in found if e.get("finished_at")]
+        if len(done) >= len(names) or time.time() * 1000 > deadline:
+            break
+        await asyncio.sleep(0.5)
+    late = lateness_ms(found)
+    finished_ms = [ms_of(e["finished_at"]) - slot_ms for e in done]
+    await delete_all(http, names)
+    return {"late": late, "count": len(found), "done": len(done), "last_finished": max(finished_ms, default=0.0)}
+
+
+async def steady(http: httpx.AsyncClient) -> tuple[dict[str, Any], list[str]]:
+    names = [f"steady-{i}" for i in range(STEADY_JOBS)]
+    await create_all(http, [job(name, "@every 1s") for name in names])
+    window_start = (int(time.time()) + 3) * 1000  # a couple of rounds to warm up first
+    window_end = window_start + STEADY_WINDOW_S * 1000
+    await sleep_until(window_end + 2000)
+    executions = await executions_of(http, names)
+    in_window = [e for e in executions if e.get("slot") and window_start <= ms_of(e["slot"]) < window_end]
+    finished = [e for e in executions if e.get("finished_at") and window_start <= ms_of(e["finished_at"]) < window_end]
+    failed = sum(1 for e in in_window if e.get("finished_at") and not e.get("success"))
+    return {
+        "late": lateness_ms(in_window),
+        "count": len(in_window),
+        "expected": STEADY_JOBS * STEADY_WINDOW_S,
+        "failed": failed,
+        "rate": len(finished) / STEADY_WINDOW_S,
+    }, names
+
+
+def rss_mib(process: psutil.Process) -> float:
+    return process.memory_info().rss / (1024 * 1024)
+
+
+def memory(pid: int) -> tuple[float, list[tuple[str, float]]]:
+    agent = psutil.Process(pid)
+    children = []
+    for child in agent.children(recursive=True):
+        try:
+            label = " ".join(part for part in child.cmdline() if part.startswith("horae_") or "plugin" in part)
+            children.append((label or child.name(), rss_mib(child)))
+        except psutil.NoSuchProcess:
+            continue
+    return rss_mib(agent), children
+
+
+def stats_rows(label: str, late: list[float], target_p99: str, target_max: str, note: str) -> list[tuple]:
+    if not late:
+        return [(f"{label} lateness", "no executions", target_max or target_p99, note)]
+    return [
+        (f"{label} lateness, p50", f"{statistics.median(late):.0f} ms", "", note),
+        (f"{label} lateness, p99", f"{percentile(late, 0.99):.0f} ms", target_p99, ""),
+        (f"{label} lateness, max", f"{max(late):.0f} ms", target_max, ""),
+    ]
+
+
+async def measure(agent: AgentProcess) -> list[tuple]:
+    limits = httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT)
+    async with httpx.AsyncClient(base_url=agent.url, timeout=30.0, limits=limits) as http:
+        b = await asyncio.wait_for(burst(http), PHASE_TIMEOUT_S)
+        s, steady_names = await asyncio.wait_for(steady(http), PHASE_TIMEOUT_S)
+        # Creates: @manually, so they add jobs to the schedule book without adding fires.
+        creates = [job(f"create-{i}", "@manually") for i in range(CREATE_JOBS)]
+        began = time.perf_counter()
+        task = asyncio.ensure_future(create_all(http, creates, strict=False))
+        done, _ = await asyncio.wait([task], timeout=PHASE_TIMEOUT_S)
+        if done:
+            elapsed, latencies, errors = task.result()
+            created = CREATE_JOBS
+        else:  # report what finished in time (a slow create is the finding, not a crash)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            elapsed, latencies, errors = time.perf_counter() - began, [PHASE_TIMEOUT_S], ["timed out"]
+            created = 0
+            with contextlib.suppress(httpx.HTTPError, ValueError):
+                created = len((await http.get("/v1/jobs")).json()) - STEADY_JOBS
+        await asyncio.sleep(1.0)
+        agent_rss, children = memory(agent.process.pid)
+        # Stop the 500/s load before the agent stops; if that fails, stopping the agent ends it anyway.
+        with contextlib.suppress(RuntimeError, httpx.HTTPError, TimeoutError):
+            await asyncio.wait_for(delete_all(http, steady_names), PHASE_TIMEOUT_S)
+
+    ms = 1000.0
+    rows: list[tuple] = [
+        ("burst, slots that started", f"{b['count']:,} / {BURST_JOBS:,}", f"{BURST_JOBS:,}", "one @every 10s slot"),
+    ]
+    rows += stats_rows(
+        f"burst, {BURST_JOBS} x @every 10s, one slot",
+        b["late"],
+        "",
+        "≤ 1,000 ms",
+        f"{b['count']}/{BURST_JOBS} started, {b['done']} finished",
+    )
+    rows.append(("burst, time until the last one started", f"{max(b['late'], default=0):.0f} ms", "≤ 1 s", ""))
+    rows.append(("burst, time until the last one finished", f"{b['last_finished']:.0f} ms", "", ""))
+    rows.append(
+        (
+            "steady, slots that started",
+            f"{s['count']:,} / {s['expected']:,}",
+            f"{s['expected']:,}",
+            f"{STEADY_WINDOW_S} s",
+        )
+    )
+    rows += stats_rows(
+        f"steady, {STEADY_JOBS} x @every 1s",
+        s["late"],
+        "≤ 20 ms",
+        "",
+        f"{s['count']}/{s['expected']} slots in {STEADY_WINDOW_S} s; all on the whole second, not spread",
+    )
+    rows.append(
+        (
+            "sustained executions finished (output stored)",
+            f"{s['rate']:,.0f} /s",
+            "≥ 500 /s",
+            f"{STEADY_JOBS} jobs at 1/s is the ceiling; {s['failed']} failed",
+        )
+    )
+    rows.append(
+        (
+            f"job creates, {IN_FLIGHT} in flight",
+            f"{created / elapsed:,.0f} /s",
+            "≥ 500 /s",
+            f"{created}/{CREATE_JOBS} created in {elapsed:.0f} s, {len(errors)} failed, {STEADY_JOBS} @every 1s on",
+        )
+    )
+    rows.append(
+        (f"job create latency, {IN_FLIGHT} in flight, p50", f"{statistics.median(latencies) * ms:.1f} ms", "", "")
+    )
+    rows.append(
+        (f"job create latency, {IN_FLIGHT} in flight, p99", f"{percentile(latencies, 0.99) * ms:.1f} ms", "", "")
+    )
+    rows.append(("RSS of the agent", f"{agent_rss:.1f} MiB", "", f"{STEADY_JOBS + CREATE_JOBS} jobs loaded"))
+    for label, value in children:
+        rows.append((f"RSS of plugin {label}", f"{value:.1f} MiB", "", ""))
+    return rows
+
+
+async def run() -> None:
+    with tempfile.TemporaryDirectory(prefix="hb-sched-", dir="/tmp") as data_dir:
+        agent = AgentProcess(Path(data_dir) / "node", node_name="bench-node")
+        await asyncio.to_thread(agent.start)
+        try:
+            rows = await measure(agent)
+        except BaseException:
+            print(f"agent log tail:\n{agent.log_text(3000)}")
+            raise
+        finally:
+            await asyncio.to_thread(agent.stop)
+    print(f"\nscheduler, one --dev agent, noop executor (data dir in {tempfile.gettempdir()})")
+    print(format_table(("MEASURE", "RESULT", "TARGET", "NOTE"), rows))
