@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from horae.host.launcher import plugin_command, plugin_environment
+from horae.host.launcher import plugin_environment, spawn_plugin
 from horae.host.plugin_process import kill_group
 from horae_sdk import handshake
 from horae_sdk.spec import PluginSpec
@@ -71,15 +71,7 @@ class RawPlugin:
 
     @classmethod
     async def start(cls, spec: PluginSpec, env: dict[str, str]) -> RawPlugin:
-        process = await asyncio.create_subprocess_exec(
-            *plugin_command(spec),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=env,
-            start_new_session=True,
-        )
-        return cls(process)
+        return cls(await spawn_plugin(spec, env))
 
     @property
     def pid(self) -> int:

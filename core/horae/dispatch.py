@@ -21,11 +21,13 @@ from horae.cluster.raft import CommandOutcomeUnknown, NotLeader, RaftNode
 from horae.cluster.state import COMMAND_FORMAT_VERSION, ClusterState
 from horae.host.supervisor import PluginCallError, PluginHost, PluginUnavailable
 from horae.logs import fields
+from horae.model import execution_group, execution_id
 from horae.running import RunningExecution, RunningExecutions
 from horae.schedule_book import ScheduleBook
 from horae_sdk.proto.horae.plugin.v1 import processor_pb2
 
 log = logging.getLogger("horae.dispatch")
+UNIX_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 MAX_RETRY_BACKOFF_SECONDS = 3600.0
 
@@ -34,13 +36,9 @@ def command(op: str, **payload: Any) -> dict[str, Any]:
     return {"v": COMMAND_FORMAT_VERSION, "op": op, **payload}
 
 
-def execution_group(slot_ms: int) -> int:
-    """Dkron's group: the slot in Unix nanoseconds, shared by a trigger's fan-out and its retries."""
-    return slot_ms * 1_000_000
-
-
-def execution_id(group: int, node_name: str, attempt: int) -> str:
-    return f"{group}-{node_name}-{attempt}"
+def group_of_slot(slot_ms: int) -> int:
+    """Dkron's group (the slot in Unix nanoseconds) for a slot given in Unix milliseconds."""
+    return execution_group(UNIX_EPOCH + datetime.timedelta(milliseconds=slot_ms))
 
 
 def rfc3339(ms: int | float | None) -> str | None:
@@ -167,7 +165,7 @@ class Dispatcher:
         job = self._state.jobs.get(job_name)
         if job is None:
             return
-        group = execution_group(launch.slot_ms)
+        group = group_of_slot(launch.slot_ms)
         running = RunningExecution(
             execution_id(group, self._node_name, launch.attempt),
             job_name,
@@ -277,7 +275,7 @@ class Dispatcher:
 
     # -- helpers -------------------------------------------------------------------------------
     def _intent(self, launch: Launch) -> dict[str, Any]:
-        group = execution_group(launch.slot_ms)
+        group = group_of_slot(launch.slot_ms)
         return {
             "id": execution_id(group, self._node_name, launch.attempt),
             "job": launch.job_name,

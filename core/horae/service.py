@@ -18,24 +18,13 @@ from horae.dispatch import Dispatcher, command, rfc3339
 from horae.errors import BadRequest, Conflict, FieldProblem, NotFound, Unavailable
 from horae.host.supervisor import PluginHost
 from horae.leader import Leadership
-from horae.model import Job, ValidationError
+from horae.model import READ_ONLY_FIELDS, Job, ValidationError
 from horae.running import RunningExecutions
 from horae.schedule import ScheduleError, parse_schedule
 from horae.schedule_book import ScheduleBook
 from horae.store import ExecutionStore
 
 MAX_PREVIEW = 100
-COMPUTED_FIELDS = (
-    "id",
-    "success_count",
-    "error_count",
-    "last_success",
-    "last_error",
-    "status",
-    "next",
-    "missed_count",
-    "dependent_jobs",
-)
 
 
 class HoraeService:
@@ -110,14 +99,14 @@ class HoraeService:
     def _validate(self, data: Any, strict: bool) -> tuple[dict[str, Any], list[str]]:
         if not isinstance(data, dict):
             raise BadRequest("the body must be a JSON object describing a job")
-        clean = {k: v for k, v in data.items() if k not in COMPUTED_FIELDS}
+        clean = {k: v for k, v in data.items() if k not in READ_ONLY_FIELDS}
         try:
             warnings: list[str] = []
             job = Job.from_json(clean, strict=strict, warnings=warnings)
         except ValidationError as error:
             raise BadRequest(str(error), [FieldProblem(e.field, e.message) for e in error.errors]) from None
         stored = job.to_json()
-        for key in COMPUTED_FIELDS:
+        for key in READ_ONLY_FIELDS:
             stored.pop(key, None)
         return stored, warnings
 

@@ -7,6 +7,7 @@ chunks of 64-256 KiB so that throughput is not bounded by one RPC per line.
 
 from __future__ import annotations
 
+import abc
 import logging
 import threading
 import time
@@ -61,7 +62,7 @@ class ExecutionError(Exception):
         self.max_rss_bytes = max_rss_bytes
 
 
-class Executor:
+class Executor(abc.ABC):
     """Subclass this and implement `execute`. Class attributes describe the plugin (Describe)."""
 
     name: str = ""
@@ -73,11 +74,11 @@ class Executor:
     # The returned output is the tail of what was written, capped at this many bytes.
     output_limit: int = DEFAULT_OUTPUT_LIMIT
 
+    @abc.abstractmethod
     def execute(
         self, job_name: str, config: dict[str, str], stream: OutputStream
     ) -> ExecutionResult | bytes | str | None:
         """Run the job. Return its output (None: what was written to `stream`) or raise ExecutionError."""
-        raise NotImplementedError
 
 
 class _StatusUpdater:

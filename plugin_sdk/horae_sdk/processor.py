@@ -6,6 +6,7 @@ and the job's config for it and returns the execution, possibly with its output 
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import datetime
 import logging
@@ -69,15 +70,16 @@ class Execution:
         return dataclasses.replace(self, **changes)
 
 
-class Processor:
+class Processor(abc.ABC):
     """Subclass this and implement `process`. Class attributes describe the plugin (Describe)."""
 
     name: str = ""
     version: str = "0"
     config_schema: dict[str, Any] | None = None
 
+    @abc.abstractmethod
     def process(self, execution: Execution, config: dict[str, str]) -> Execution:
-        raise NotImplementedError
+        """Return the execution, possibly with its output replaced; raise to fail the call."""
 
 
 class ProcessorService(processor_pb2_grpc.ProcessorServiceServicer):

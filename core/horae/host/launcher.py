@@ -62,6 +62,19 @@ def plugin_command(spec: PluginSpec) -> list[str]:
     return [SETPRIV, "--pdeathsig", "KILL", "--", *spec.argv]
 
 
+async def spawn_plugin(spec: PluginSpec, env: dict[str, str]) -> asyncio.subprocess.Process:
+    """Start the plugin's program in its own session, stdin empty, stdout and stderr piped."""
+    return await asyncio.create_subprocess_exec(
+        *plugin_command(spec),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        start_new_session=True,
+        limit=STREAM_LIMIT,
+    )
+
+
 async def launch_plugin(
     spec: PluginSpec,
     *,
@@ -78,15 +91,7 @@ async def launch_plugin(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + handshake_timeout
     try:
-        process = await asyncio.create_subprocess_exec(
-            *plugin_command(spec),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=env,
-            start_new_session=True,
-            limit=STREAM_LIMIT,
-        )
+        process = await spawn_plugin(spec, env)
     except OSError as error:
         raise PluginStartError(f"{label}: cannot start {spec.argv[0]}: {error.strerror or error}") from error
 
