@@ -42,8 +42,11 @@ class LiveOutput:
         self.updates = 0
         self.bytes = 0
         self.head = bytearray()
+        self.first_update_at: float | None = None
 
     def __call__(self, chunk: bytes, is_stderr: bool) -> None:
+        if self.first_update_at is None:
+            self.first_update_at = time.monotonic()
         self.updates += 1
         self.bytes += len(chunk)
         if len(self.head) < self.KEEP_BYTES:
@@ -99,16 +102,20 @@ async def execute_returns_output(ctx: RunContext) -> str:
 
 
 async def live_output(ctx: RunContext) -> str:
-    echo = await ctx.require_config("echo")
+    """Output arrives while the call runs. A short output may come in the response alone (§3)."""
+    flood = await ctx.require_config("flood")
     plugin = await ctx.shared_plugin()
     live = LiveOutput()
-    response = await call(plugin, echo, live)
-    check_echo(response)
-    if not live.updates:
+    response = await call(plugin, flood, live, timeout=FLOOD_TIMEOUT, what="the flood call")
+    returned_at = time.monotonic()
+    if response.error:
+        raise CaseFailed(f"the flood call failed: {response.error!r}")
+    if not live.updates or live.first_update_at is None:
         raise CaseFailed("no StatusHelper Update arrived through the broker (status_server was set)")
-    if MARKER not in live.head:
-        raise CaseFailed(f"{live.updates} Update(s) arrived but carried {shown(bytes(live.head))}, not the output")
-    return f"{live.updates} Update call(s), {live.bytes} bytes"
+    if live.first_update_at >= returned_at:
+        raise CaseFailed("Updates arrived only after the call returned: that is not a live view")
+    early = returned_at - live.first_update_at
+    return f"{live.updates} Update call(s), {live.bytes} bytes, the first {early:.2f}s before the response"
 
 
 async def large_output(ctx: RunContext) -> str:

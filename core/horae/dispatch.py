@@ -227,6 +227,7 @@ class Dispatcher:
             attempt=running.attempt,
             on_output=running.add_output,
             timeout=timeout,
+            on_started=running.mark_started,
         )
         output = outcome.output.decode(errors="replace")
         if outcome.error and outcome.error not in output:

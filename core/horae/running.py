@@ -41,6 +41,10 @@ class RunningExecution:
             if queue.qsize() < 1000:  # a slow reader loses chunks, never stalls the execution
                 queue.put_nowait(chunk)
 
+    def mark_started(self) -> None:
+        """The executor call went out: `started_at` is when the plugin was asked, not when it was queued."""
+        self.started_at = time.time()
+
     def output_tail(self) -> bytes:
         return bytes(self._tail[-LIVE_TAIL_BYTES:])
 

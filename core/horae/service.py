@@ -115,7 +115,6 @@ class HoraeService:
         result = await self._submit(command("delete_job", name=name))
         if not result.ok:
             raise Conflict(result.reason)
-        await asyncio.to_thread(self.store.delete_job_executions, name)
         return view
 
     async def toggle(self, name: str) -> dict[str, Any]:
@@ -138,16 +137,24 @@ class HoraeService:
         return self.job(name)
 
     async def restore(self, jobs: Any) -> tuple[list[str], list[str]]:
-        """Import many jobs (a Dkron dump or `horae jobs export`); unknown keys are warnings."""
+        """Import many jobs (a Dkron dump or `horae jobs export`); unknown keys are warnings.
+
+        Jobs are saved concurrently, so their commands share Raft entries; a parent is saved in an
+        earlier wave than its children, so parent_job always refers to a job that exists.
+        """
         if not isinstance(jobs, list):
             raise BadRequest("restore takes a JSON array of jobs")
         restored, warnings = [], []
-        # Parents before children, so parent_job always refers to a job that exists.
-        pending = sorted(jobs, key=lambda j: bool(isinstance(j, dict) and j.get("parent_job")))
-        for data in pending:
-            view, _, job_warnings = await self.put_job(data, strict=False)
-            restored.append(view["name"])
-            warnings.extend(f"{view['name']}: {w}" for w in job_warnings)
+        for wave in _parent_waves(jobs):
+            outcomes = await asyncio.gather(
+                *(self.put_job(data, strict=False) for data in wave), return_exceptions=True
+            )
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+                view, _, job_warnings = outcome
+                restored.append(view["name"])
+                warnings.extend(f"{view['name']}: {w}" for w in job_warnings)
         return restored, warnings
 
     async def _submit(self, cmd: dict[str, Any]):
@@ -159,6 +166,14 @@ class HoraeService:
             raise Unavailable(f"{error}; the change may or may not have been applied") from None
 
     # -- executions ----------------------------------------------------------------------------
+    async def clear_executions(self, name: str) -> dict[str, Any]:
+        """Delete a job's finished executions on every server (through Raft) and reset its counters."""
+        self.job(name)
+        result = await self._submit(command("clear_executions", job=name))
+        if not result.ok:
+            raise NotFound(result.reason)
+        return self.job(name)
+
     async def executions(self, name: str) -> list[dict[str, Any]]:
         self.job(name)
         stored = await asyncio.to_thread(self.store.executions, name)
@@ -253,3 +268,20 @@ class HoraeService:
             "leader": self.raft.leader_address,
             "uptime_seconds": round(time.time() - self.started_at, 3),
         }
+
+
+def _parent_waves(jobs: list[Any]) -> list[list[Any]]:
+    """Jobs grouped by how many of their ancestors are in the same import (0 first)."""
+    by_name = {j.get("name"): j for j in jobs if isinstance(j, dict)}
+
+    def depth(job: Any) -> int:
+        seen: set[str] = set()
+        while isinstance(job, dict) and job.get("parent_job") in by_name and job["parent_job"] not in seen:
+            seen.add(job["parent_job"])
+            job = by_name[job["parent_job"]]
+        return len(seen)
+
+    waves: dict[int, list[Any]] = {}
+    for job in jobs:
+        waves.setdefault(depth(job), []).append(job)
+    return [waves[level] for level in sorted(waves)]

@@ -19,6 +19,9 @@ from horae_sdk.proto.plugin import grpc_broker_pb2, grpc_broker_pb2_grpc
 DIAL_TIMEOUT_SECONDS = 5.0
 # Hosts that never say goodbye to a service id must not grow this map without bound.
 MAX_KNOWN_SERVICES = 10_000
+# Hosts reuse their callback servers, but a server they closed leaves a dead address behind:
+# keep the most recently used channels only (horae's host has at most 256 servers per plugin).
+MAX_CHANNELS = 512
 
 
 class BrokerError(RuntimeError):
@@ -29,7 +32,7 @@ class Broker(grpc_broker_pb2_grpc.GRPCBrokerServicer):
     def __init__(self, channel_credentials: grpc.ChannelCredentials | None = None) -> None:
         self._credentials = channel_credentials
         self._services: OrderedDict[int, grpc_broker_pb2.ConnInfo] = OrderedDict()
-        self._channels: dict[str, grpc.Channel] = {}
+        self._channels: OrderedDict[str, grpc.Channel] = OrderedDict()
         self._changed = threading.Condition()
 
     def StartStream(self, request_iterator: Iterator[grpc_broker_pb2.ConnInfo], context) -> Iterator:
@@ -57,6 +60,10 @@ class Broker(grpc_broker_pb2_grpc.GRPCBrokerServicer):
             if channel is None:
                 channel = self._open(target)
                 self._channels[target] = channel
+                while len(self._channels) > MAX_CHANNELS:
+                    self._channels.popitem(last=False)[1].close()
+            else:
+                self._channels.move_to_end(target)
             return channel
 
     def _open(self, target: str) -> grpc.Channel:

@@ -178,8 +178,15 @@ class OutputStream:
                 log.exception("a cancel callback of execution %s failed", self.execution_id)
 
     def finish(self) -> None:
+        """The call is returning: send what is pending, unless the response alone carries all output.
+
+        A short execution that streamed nothing yet and fits the returned tail costs no broker dial
+        and no `Update`: the host gets the same bytes in `ExecuteResponse.output`.
+        """
         with self._lock:
-            self._flush_locked()
+            if self._updater is not None or self.bytes_written > self.output_limit:
+                self._flush_locked()
+            self._pending.clear()
             self._finished = True
             self._broker = None
 

@@ -7,6 +7,7 @@ import asyncio
 import importlib
 
 BENCHMARKS = {
+    "capacity": "tests.bench.bench_capacity",
     "plugin_host": "tests.bench.bench_plugin_host",
     "scheduler": "tests.bench.bench_scheduler",
 }

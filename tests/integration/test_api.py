@@ -299,6 +299,36 @@ def test_delete_returns_the_job_and_keeps_a_prefix_siblings_executions(http: htt
     assert remaining[0]["output"] == "foo-bar"
 
 
+def test_delete_executions_clears_the_history_and_counters_of_that_job_only(http: httpx.Client) -> None:
+    for name in ("wipe", "wipe-bar"):
+        create(http, noop_job(name, text=name))
+        assert http.post(f"/v1/jobs/{name}/run").status_code == 202
+    finished(http, "wipe")
+    finished(http, "wipe-bar")
+    before = http.get("/v1/jobs/wipe").json()
+    assert (before["success_count"], before["status"]) == (1, "success")
+    assert before["last_success"] is not None
+
+    cleared = http.delete("/v1/jobs/wipe/executions")
+    assert cleared.status_code == 200, cleared.text
+    view = cleared.json()
+    assert view["name"] == "wipe"
+    assert (view["success_count"], view["error_count"], view["status"]) == (0, 0, "")
+    assert view["last_success"] is None and view["last_error"] is None
+    assert executions(http, "wipe") == []
+    assert http.get("/v1/jobs/wipe").json()["success_count"] == 0
+
+    # "wipe-bar" shares the prefix "wipe" in the store: its history and counters stay.
+    remaining = executions(http, "wipe-bar")
+    assert [e["output"] for e in remaining] == ["wipe-bar"]
+    assert http.get("/v1/jobs/wipe-bar").json()["success_count"] == 1
+
+    # The job runs and counts afresh afterwards.
+    assert http.post("/v1/jobs/wipe/run").status_code == 202
+    assert len(finished(http, "wipe")) == 1
+    assert http.get("/v1/jobs/wipe").json()["success_count"] == 1
+
+
 def test_unknown_job_is_404_naming_it(http: httpx.Client) -> None:
     for method, path in (
         ("GET", "/v1/jobs/ghost"),
@@ -307,6 +337,7 @@ def test_unknown_job_is_404_naming_it(http: httpx.Client) -> None:
         ("POST", "/v1/jobs/ghost"),
         ("POST", "/v1/jobs/ghost/toggle"),
         ("GET", "/v1/jobs/ghost/executions"),
+        ("DELETE", "/v1/jobs/ghost/executions"),
         ("GET", "/v1/jobs/ghost/executions/some-id"),
         ("POST", "/v1/jobs/ghost/executions/some-id/stop"),
     ):

@@ -463,7 +463,9 @@ async def test_tcp_transport(tmp_path):
         collected = Collector()
         outcome = await host.execute("probe", "job", {"mode": "lines", "count": "5"}, on_output=collected)
         assert outcome.success, outcome.error
-        assert collected.data == outcome.output == b"".join(f"line {i} out\n".encode() for i in range(5))
+        # Five short lines fit the response, so the SDK sends them there and not through the broker.
+        assert outcome.output == b"".join(f"line {i} out\n".encode() for i in range(5))
+        assert collected.data in (b"", outcome.output)
 
 
 def test_a_plugin_started_by_hand_explains_itself_and_exits_1(probe_spec):

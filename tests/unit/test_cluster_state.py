@@ -92,3 +92,95 @@ def test_jobs_due_at_the_same_instant_each_get_their_intent_and_result():
         assert state.apply(cmd("result", execution=execution, finished_at_ms=8000)).value == execution
     assert state.runtime["a"].success_count == state.runtime["b"].success_count == 1
     assert state.intents == {}
+
+
+def node_intent(job, slot_ms, node, attempt=1, kind="manual"):
+    return {**intent(job, slot_ms, attempt, kind), "id": f"{slot_ms * 1_000_000}-{node}-{attempt}", "node": node}
+
+
+def finish(state, job, slot_ms, node, success, attempt=1, kind="manual"):
+    """Open an intent for one node's attempt and apply its result; returns the runtime after it.
+
+    "manual" by default: a fan-out's nodes each open an intent for the same slot.
+    """
+    opened = node_intent(job, slot_ms, node, attempt, kind)
+    state.apply(cmd("intent", intent=opened))
+    execution = {
+        "id": opened["id"],
+        "job_name": job,
+        "success": success,
+        "node_name": node,
+        "group": opened["group"],
+        "attempt": attempt,
+    }
+    assert state.apply(cmd("result", execution=execution, finished_at_ms=slot_ms + 1)).ok
+    return state.runtime[job]
+
+
+def test_a_fan_out_with_one_failed_node_is_partially_failed():
+    state = ClusterState()
+    state.apply(cmd("put_job", job={"name": "fan"}))
+    state.apply(cmd("intent", intent=node_intent("fan", 1000, "n1")))
+    assert finish(state, "fan", 1000, "n2", False).status == "failed"
+    assert finish(state, "fan", 1000, "n1", True).status == "partially_failed"
+    # The next group starts afresh.
+    assert finish(state, "fan", 2000, "n1", True).status == "success"
+    assert finish(state, "fan", 2000, "n2", True).status == "success"
+    runtime = state.runtime["fan"]
+    assert (runtime.success_count, runtime.error_count, runtime.last_group) == (3, 1, 2000 * 1_000_000)
+
+
+def test_a_successful_retry_makes_the_group_a_success():
+    state = ClusterState()
+    state.apply(cmd("put_job", job={"name": "r"}))
+    assert finish(state, "r", 1000, "n1", False).status == "failed"
+    runtime = finish(state, "r", 1000, "n1", True, attempt=2, kind="retry")
+    assert (runtime.status, runtime.success_count, runtime.error_count) == ("success", 1, 1)
+    assert runtime.group_outcomes == {"n1": True}
+
+
+def test_a_late_result_of_an_older_group_is_counted_but_leaves_the_status():
+    state = ClusterState()
+    state.apply(cmd("put_job", job={"name": "late"}))
+    state.apply(cmd("intent", intent=node_intent("late", 1000, "n1")))
+    assert finish(state, "late", 2000, "n1", True).status == "success"
+    old = {"id": node_intent("late", 1000, "n1")["id"], "job_name": "late", "success": False}
+    old |= {"node_name": "n1", "group": 1000 * 1_000_000, "attempt": 1}
+    assert state.apply(cmd("result", execution=old, finished_at_ms=3000)).ok
+    runtime = state.runtime["late"]
+    assert (runtime.status, runtime.error_count, runtime.last_error_ms) == ("success", 1, 3000)
+
+
+def test_status_tracking_survives_a_snapshot_taken_before_it_existed():
+    state = ClusterState()
+    state.apply(cmd("put_job", job={"name": "old"}))
+    finish(state, "old", 1000, "n1", True)
+    snapshot = state.snapshot()
+    assert snapshot["runtime"]["old"].group_outcomes is not state.runtime["old"].group_outcomes
+    for name in ("last_group", "group_outcomes"):
+        object.__delattr__(snapshot["runtime"]["old"], name)
+    copy = ClusterState()
+    copy.restore(snapshot)
+    assert (copy.runtime["old"].last_group, copy.runtime["old"].group_outcomes) == (None, {})
+    assert finish(copy, "old", 2000, "n1", False).status == "failed"
+
+
+def test_clear_executions_resets_the_history_but_not_scheduling_or_open_intents():
+    sink = RecordingSink()
+    state = ClusterState(sink=sink)
+    state.apply(cmd("put_job", job={"name": "c"}, next_fire_ms=9000))
+    finish(state, "c", 1000, "n1", False)
+    finish(state, "c", 2000, "n1", True, kind="scheduled")
+    state.apply(cmd("set_next_fire", job="c", next_fire_ms=9000, missed=2))
+    state.apply(cmd("intent", intent=node_intent("c", 3000, "n1")))
+    command = cmd("clear_executions", job="c")
+    for _ in range(2):  # idempotent: a replay changes nothing more
+        assert state.apply(command).ok
+        runtime = state.runtime["c"]
+        assert (runtime.success_count, runtime.error_count, runtime.status) == (0, 0, "")
+        assert (runtime.last_success_ms, runtime.last_error_ms, runtime.last_group) == (None, None, None)
+        assert (runtime.next_fire_ms, runtime.missed_count, runtime.last_scheduled_slot_ms) == (9000, 2, 2000)
+        assert list(state.intents) == [f"c\x00{node_intent('c', 3000, 'n1')['id']}"]
+    assert sink.deleted == ["c", "c"]
+    assert not state.apply(cmd("clear_executions", job="nope")).ok
+    assert sink.deleted == ["c", "c"]

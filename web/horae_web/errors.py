@@ -27,12 +27,6 @@ class PayloadTooLarge(HoraeError):
     status = 413
 
 
-class NotImplementedYet(HoraeError):
-    """A Dkron endpoint whose core support has not landed; the message says what to do instead."""
-
-    status = 501
-
-
 def horae_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, HoraeError)
     problems = None

@@ -4,6 +4,10 @@ As Dkron: newest first by default (`_sort=id` means `started_at`), `output_size_
 last N bytes of each output and marks it `output_truncated`, `X-Total-Count` is the count before
 paging. Beyond Dkron: `_start`/`_end` paging, and `POST …/executions/{id}/stop` (202: the stop is
 requested; the execution is then recorded as failed, saying it was stopped).
+
+`DELETE …/executions` is Dkron 4's: 200 with the job view, its success_count, error_count,
+last_success, last_error and status reset (404 for an unknown job). It goes through Raft, so every
+server forgets the history; running executions are untouched and count afresh when they finish.
 """
 
 from __future__ import annotations
@@ -13,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from horae_web.errors import NotImplementedYet
 from horae_web.paging import descending, int_param, sorted_by, window
 from horae_web.responses import json_response
 
@@ -50,11 +53,8 @@ async def stop(request: Request) -> Response:
 
 
 async def delete_all(request: Request) -> Response:
-    """Dkron 4 deletes a job's executions and resets its counters; horae's core has no such command yet."""
-    _service(request).job(request.path_params["name"])
-    raise NotImplementedYet(
-        "deleting a job's executions is not supported yet; delete and re-create the job to clear its history"
-    )
+    """Dkron operators clear a job's history this way; the answer is the job with its counters reset."""
+    return json_response(request, await _service(request).clear_executions(request.path_params["name"]))
 
 
 def _with_output_limit(execution: dict[str, Any], limit: int | None) -> dict[str, Any]:

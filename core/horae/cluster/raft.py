@@ -43,7 +43,10 @@ class ReplicatedState(SyncObjConsumer):
 
     @replicated
     def apply_batch(self, commands: list[Command]) -> list[CommandResult]:
-        return [self.state.apply(command) for command in commands]
+        results = [self.state.apply(command) for command in commands]
+        if self.state.sink is not None:
+            self.state.sink.flush()  # one store commit per Raft entry, queued, not waited for
+        return results
 
     def _serialize(self) -> dict:
         return self.state.snapshot()

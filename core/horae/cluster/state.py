@@ -11,9 +11,12 @@ are not part of the state, which keeps snapshots small.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from horae.model.execution import status_from_counts
 
 COMMAND_FORMAT_VERSION = 1
 
@@ -53,6 +56,9 @@ class JobRuntime:
     missed_count: int = 0
     # The latest scheduled slot with a committed intent: a scheduled intent at or before it is refused.
     last_scheduled_slot_ms: int | None = None
+    # `status` comes from the latest execution group seen: node_name -> its latest attempt succeeded.
+    last_group: int | None = None
+    group_outcomes: dict[str, bool] = field(default_factory=dict)
 
 
 @dataclass
@@ -85,7 +91,10 @@ class ClusterState:
         return {
             "format": COMMAND_FORMAT_VERSION,
             "jobs": copy.deepcopy(self.jobs),
-            "runtime": {name: copy.copy(runtime) for name, runtime in self.runtime.items()},
+            "runtime": {
+                name: dataclasses.replace(runtime, group_outcomes=dict(runtime.group_outcomes))
+                for name, runtime in self.runtime.items()
+            },
             "intents": copy.deepcopy(self.intents),
             "paused": self.paused,
         }
@@ -93,8 +102,18 @@ class ClusterState:
     def restore(self, snapshot: dict[str, Any]) -> None:
         self.jobs = snapshot["jobs"]
         self.runtime = snapshot["runtime"]
+        for runtime in self.runtime.values():
+            _fill_missing_fields(runtime)
         self.intents = snapshot["intents"]
         self.paused = snapshot["paused"]
+
+
+def _fill_missing_fields(runtime: JobRuntime) -> None:
+    """A snapshot pickled before a JobRuntime field existed lacks that slot: give it its default."""
+    for spec in dataclasses.fields(JobRuntime):
+        if not hasattr(runtime, spec.name):
+            default = spec.default_factory() if spec.default_factory is not dataclasses.MISSING else spec.default
+            setattr(runtime, spec.name, default)
 
 
 def _put_job(state: ClusterState, command: Command) -> CommandResult:
@@ -204,14 +223,50 @@ def _result(state: ClusterState, command: Command) -> CommandResult:
     if execution["success"]:
         runtime.success_count += 1
         runtime.last_success_ms = finished_ms
-        runtime.status = "success"
     else:
         runtime.error_count += 1
         runtime.last_error_ms = finished_ms
-        runtime.status = "failed"
+    _update_status(runtime, execution)
     if state.sink is not None:
         state.sink.put_execution(execution)
     return CommandResult(True, value=execution)
+
+
+def _update_status(runtime: JobRuntime, execution: dict[str, Any]) -> None:
+    """Status reflects each node's latest attempt in the latest group, so a fan-out can be partial.
+
+    Results apply in attempt order per node (a retry starts after the attempt it retries finished),
+    so the latest result for a node in the group is its latest attempt. An older group is ignored.
+    """
+    group = execution.get("group")
+    if group is not None and runtime.last_group is not None and group < runtime.last_group:
+        return
+    if group is None or group != runtime.last_group:
+        runtime.last_group = group
+        runtime.group_outcomes = {}
+    runtime.group_outcomes[execution.get("node_name") or ""] = bool(execution["success"])
+    succeeded = sum(runtime.group_outcomes.values())
+    runtime.status = status_from_counts(succeeded, len(runtime.group_outcomes) - succeeded)
+
+
+def _clear_executions(state: ClusterState, command: Command) -> CommandResult:
+    """Forget a job's finished executions and the figures drawn from them (Dkron's DELETE …/executions).
+
+    Scheduling state (next fire, missed count, last scheduled slot) and open intents are kept:
+    running executions still report their results, which then count afresh.
+    """
+    name = command["job"]
+    runtime = state.runtime.get(name)
+    if name not in state.jobs or runtime is None:
+        return CommandResult(False, f"job {name!r} does not exist")
+    runtime.success_count = runtime.error_count = 0
+    runtime.last_success_ms = runtime.last_error_ms = None
+    runtime.status = ""
+    runtime.last_group = None
+    runtime.group_outcomes = {}
+    if state.sink is not None:
+        state.sink.delete_job_executions(name)
+    return CommandResult(True, value=name)
 
 
 def _pause(state: ClusterState, command: Command) -> CommandResult:
@@ -226,5 +281,6 @@ _HANDLERS: dict[str, Callable[[ClusterState, Command], CommandResult]] = {
     "set_disabled": _set_disabled,
     "intent": _intent,
     "result": _result,
+    "clear_executions": _clear_executions,
     "pause": _pause,
 }

@@ -3,10 +3,13 @@
 The Update message carries no execution id, so each in-flight call needs a server of its own.
 Servers are pooled per plugin process and reused across calls; a server whose call was cancelled
 is closed rather than reused, since the plugin may still send that call's late chunks to it.
+Starting a server costs ~1.4 ms of loop time and each costs memory on both sides, so a plugin
+process has at most `max_servers`: a call beyond that waits for one to be released.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import os
@@ -19,6 +22,8 @@ from horae_sdk.proto.types.v1 import executor_pb2
 
 OutputCallback = Callable[[bytes, bool], None]
 STATUS_HELPER_NAMES = ("types.v1.StatusHelperService", "types.StatusHelper")
+
+DEFAULT_MAX_SERVERS = 256
 
 _server_numbers = itertools.count(1)
 
@@ -60,18 +65,29 @@ class CallbackServer:
 
 
 class BrokerPool:
-    def __init__(self, socket_dir: str, credentials: grpc.ServerCredentials | None = None) -> None:
+    def __init__(
+        self,
+        socket_dir: str,
+        credentials: grpc.ServerCredentials | None = None,
+        max_servers: int = DEFAULT_MAX_SERVERS,
+    ) -> None:
         self._socket_dir = socket_dir
         self._credentials = credentials
         self._idle: list[CallbackServer] = []
         self._busy: set[CallbackServer] = set()
+        self._slots = asyncio.Semaphore(max_servers)
 
     async def acquire(self, on_output: OutputCallback) -> CallbackServer:
-        if self._idle:
-            server = self._idle.pop()
-        else:
-            server = CallbackServer(self._socket_dir, self._credentials)
-            await server.start()
+        await self._slots.acquire()
+        try:
+            if self._idle:
+                server = self._idle.pop()
+            else:
+                server = CallbackServer(self._socket_dir, self._credentials)
+                await server.start()
+        except BaseException:
+            self._slots.release()
+            raise
         server.on_output = on_output
         self._busy.add(server)
         return server
@@ -79,6 +95,7 @@ class BrokerPool:
     async def release(self, server: CallbackServer, reusable: bool) -> None:
         server.on_output = None
         self._busy.discard(server)
+        self._slots.release()
         if reusable:
             self._idle.append(server)
         else:

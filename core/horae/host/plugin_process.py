@@ -9,6 +9,7 @@ import itertools
 import logging
 import os
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import grpc
@@ -145,11 +146,17 @@ class PluginProcess:
         request: executor_pb2.ExecuteRequest,
         on_output: OutputCallback | None = None,
         timeout: float | None = None,
+        on_started: Callable[[], None] | None = None,
     ) -> executor_pb2.ExecuteResponse:
-        """One Execute call; live output goes to `on_output(chunk, is_stderr)` through the broker."""
+        """One Execute call; live output goes to `on_output(chunk, is_stderr)` through the broker.
+
+        `on_started()` is called as the call goes out, after any wait for a broker server.
+        """
         callback_server = await self._open_callback(on_output) if on_output is not None else None
         if callback_server is not None:
             request.status_server = callback_server.service_id
+        if on_started is not None:
+            on_started()
         finished = False
         try:
             response = await self._call_execute(request, timeout)

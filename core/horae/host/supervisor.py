@@ -14,7 +14,7 @@ import logging
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import grpc
@@ -300,8 +300,12 @@ class PluginHost:
         attempt: int = 0,
         on_output: OutputCallback | None = None,
         timeout: float | None = None,
+        on_started: Callable[[], None] | None = None,
     ) -> ExecutionOutcome:
-        """Run one execution on executor `name`. Cancelling the awaiting task cancels the call."""
+        """Run one execution on executor `name`. Cancelling the awaiting task cancels the call.
+
+        `on_started()` is called when the Execute call goes out to the plugin.
+        """
         try:
             plugin = self.plugin("executor", name)
             process = await plugin.get()
@@ -315,7 +319,7 @@ class PluginHost:
             attempt=attempt,
         )
         try:
-            response = await process.execute(request, on_output, timeout)
+            response = await process.execute(request, on_output, timeout, on_started)
         except grpc.aio.AioRpcError as error:
             return ExecutionOutcome(
                 False, b"", await self._explain(plugin, process, error, timeout), HOST_FAILURE_EXIT_CODE

@@ -4,8 +4,9 @@
 Dkron (robfig/cron) instead counts d from whenever the leader added the job, so its slots move
 each time leadership moves or the job is saved; on a grid, every leader computes the same slots
 and a new leader neither double-fires nor skips. The offset spreads jobs with the same interval:
-it is SHA-256 of the job name, as a number, modulo d (in whole seconds when d is whole seconds,
-else in milliseconds), so it is stable across processes and releases, unlike Python's `hash()`.
+it is SHA-256 of the job name, as a number, modulo d in milliseconds, so it is stable across
+processes and releases (unlike Python's `hash()`) and 500 jobs `@every 1s` fire spread over the
+second rather than all at its start.
 An interval is a span of real time, so the timezone never moves `@every` slots.
 
 `@at` fires once at an RFC 3339 time; one written without an offset is read in the job's zone,
@@ -78,9 +79,8 @@ class ManualSchedule(Schedule):
 
 def every_offset_ms(job_name: str, interval_ms: int) -> int:
     """The job's phase within an `@every` interval: stable, and different for different names."""
-    step = 1000 if interval_ms % 1000 == 0 else 1
     digest = hashlib.sha256(job_name.encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") % (interval_ms // step) * step
+    return int.from_bytes(digest[:8], "big") % interval_ms
 
 
 def parse_interval_ms(text: str) -> int:
