@@ -10,7 +10,7 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import uvicorn
@@ -31,6 +31,20 @@ from horae.store import ExecutionStore
 log = logging.getLogger("horae.agent")
 
 AppFactory = Callable[[HoraeService], Any]
+# Open HTTP connections get this long to finish when the agent stops.
+HTTP_SHUTDOWN_SECONDS = 3.0
+
+
+class _HttpServer(uvicorn.Server):
+    """uvicorn without its own signal handlers: the agent owns SIGTERM and SIGINT and stops uvicorn.
+
+    uvicorn replaces the loop's handlers with `signal.signal` ones while it serves, so a SIGTERM
+    would only reach uvicorn's graceful shutdown, which can wait for connections without end.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 class Agent:
@@ -77,9 +91,15 @@ class Agent:
         service = HoraeService(config, state, store, raft, host, schedules, running, dispatcher, leadership)
 
         host_name, port = config.http_host_port
-        server = uvicorn.Server(
+        server = _HttpServer(
             uvicorn.Config(
-                app_factory(service), host=host_name, port=port, log_config=None, lifespan="off", access_log=False
+                app_factory(service),
+                host=host_name,
+                port=port,
+                log_config=None,
+                lifespan="off",
+                access_log=False,
+                timeout_graceful_shutdown=HTTP_SHUTDOWN_SECONDS,
             )
         )
         server_task = asyncio.create_task(server.serve())
@@ -95,10 +115,13 @@ class Agent:
         log.info("agent stopping", extra=fields(grace=f"{config.shutdown_grace:g}s"))
         watch_task.cancel()
         await leadership.scheduler.stop()
-        await dispatcher.stop(config.shutdown_grace)
+        await dispatcher.stop(config.shutdown_grace, leadership.scheduler.pending_launches())
         server.should_exit = True
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(server_task, 5)
+        try:
+            await asyncio.wait_for(asyncio.shield(server_task), HTTP_SHUTDOWN_SECONDS + 2)
+        except Exception:
+            server.force_exit = True
+            server_task.cancel()
         await host.stop()
         raft.destroy()
         store.close()

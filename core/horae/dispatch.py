@@ -13,7 +13,7 @@ import asyncio
 import datetime
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,7 +97,11 @@ class Dispatcher:
             return
         if not self._accepted(results[1], launch):
             return
-        await self._sleep_until(slot_ms)
+        try:
+            await self._sleep_until(slot_ms)
+        except asyncio.CancelledError:
+            await self._close_intent(results[1].value, "not started: the agent stopped before the slot")
+            raise
         await self._run(job_name, launch)
 
     async def catch_up(self, job_name: str, slot_ms: int) -> None:
@@ -117,33 +121,42 @@ class Dispatcher:
 
         Without this a `concurrency: forbid` job would wait forever for a run that is gone (Dkron #1939).
         """
-        now_ms = int(self._clock() * 1000)
         orphans = [
             intent
             for intent in list(self._state.intents.values())
             if intent.get("node") == self._node_name and self._running.get(intent["job"], intent["id"]) is None
         ]
         for intent in orphans:
-            reason = "the node stopped while this execution ran; its outcome is unknown"
-            execution = {
-                "id": intent["id"],
-                "job_name": intent["job"],
-                "group": intent["group"],
-                "attempt": intent["attempt"],
-                "node_name": self._node_name,
-                "slot": rfc3339(intent["slot_ms"]),
-                "started_at": rfc3339(intent["slot_ms"]),
-                "finished_at": rfc3339(now_ms),
-                "success": False,
-                "output": reason,
-                "error": reason,
-                "exit_code": -1,
-                "cpu_seconds": 0.0,
-                "max_rss_bytes": 0,
-            }
-            await self._raft.submit(command("result", execution=execution, finished_at_ms=now_ms))
-            log.warning("orphaned execution failed", extra=fields(job=intent["job"], execution=intent["id"]))
+            await self._close_intent(
+                intent, "the node stopped while this execution ran; its outcome is unknown", rfc3339(intent["slot_ms"])
+            )
         return len(orphans)
+
+    async def _close_intent(self, intent: dict[str, Any], reason: str, started_at: str | None = None) -> None:
+        """Record a failed result for an intent whose execution will not report, so it never blocks its job."""
+        now_ms = int(self._clock() * 1000)
+        execution = {
+            "id": intent["id"],
+            "job_name": intent["job"],
+            "group": intent["group"],
+            "attempt": intent["attempt"],
+            "node_name": self._node_name,
+            "slot": rfc3339(intent["slot_ms"]),
+            "started_at": started_at,
+            "finished_at": rfc3339(now_ms),
+            "success": False,
+            "output": reason,
+            "error": reason,
+            "exit_code": -1,
+            "cpu_seconds": 0.0,
+            "max_rss_bytes": 0,
+        }
+        try:
+            await self._raft.submit(command("result", execution=execution, finished_at_ms=now_ms), timeout=2.0)
+        except (CommandOutcomeUnknown, NotLeader) as error:
+            log.error("result not recorded", extra=fields(job=intent["job"], execution=intent["id"], error=error))
+            return
+        log.warning(reason, extra=fields(job=intent["job"], execution=intent["id"]))
 
     async def run_now(self, job_name: str, kind: str = "manual") -> str:
         """Start a run outside the schedule (`/run`, a dependent job); returns its execution id."""
@@ -176,7 +189,7 @@ class Dispatcher:
         )
         running.task = asyncio.current_task()
         self._running.add(running)
-        log.info("execution started", extra=fields(job=job_name, execution=running.execution_id, kind=launch.kind))
+        log.debug("execution started", extra=fields(job=job_name, execution=running.execution_id, kind=launch.kind))
         try:
             outcome_fields = await self._execute(job, running)
         except asyncio.CancelledError:
@@ -204,9 +217,18 @@ class Dispatcher:
             **outcome_fields,
         }
         execution = await self._process(job, execution)
+        # One line per execution at info level: at hundreds of executions a second, a second line costs.
         log.info(
             "execution finished",
-            extra=fields(job=job_name, execution=running.execution_id, success=execution["success"]),
+            extra=fields(
+                job=job_name,
+                execution=running.execution_id,
+                kind=launch.kind,
+                success=execution["success"],
+                slot=execution["slot"],
+                started_at=execution["started_at"],
+                duration_ms=round((finished - running.started_at) * 1000),
+            ),
         )
         try:
             await self._raft.submit(
@@ -320,16 +342,19 @@ class Dispatcher:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def stop(self, grace: float) -> None:
-        """Let running executions finish within `grace` seconds, then cancel them."""
-        tasks = [r.task for r in self._running if r.task is not None]
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=grace)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-        for task in list(self._tasks):
+    async def stop(self, grace: float, launches: Iterable[asyncio.Task] = ()) -> None:
+        """Let running executions finish within `grace` seconds, then cancel them and every launch.
+
+        A launch still waiting for its slot records a failed result rather than leaving an intent
+        open, and every result is submitted before this returns (Raft is stopped after it).
+        """
+        running = [r.task for r in self._running if r.task is not None]
+        if running:
+            await asyncio.wait(running, timeout=grace)
+        rest = [task for task in {*running, *launches, *self._tasks} if not task.done()]
+        for task in rest:
             task.cancel()
+        await asyncio.gather(*rest, return_exceptions=True)
 
 
 def _to_processor_execution(execution: dict[str, Any]) -> processor_pb2.Execution:

@@ -121,7 +121,6 @@ class Leadership:
         op = applied["op"]
         if op == "put_job":
             name = applied["job"]["name"]
-            self._schedules.forget(name)
             runtime = self._state.runtime.get(name)
             self.scheduler.set(name, runtime.next_fire_ms if runtime else None)
         elif op == "delete_job":

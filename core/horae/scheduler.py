@@ -144,6 +144,10 @@ class Scheduler:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 
+    def pending_launches(self) -> list[asyncio.Task]:
+        """Launches handed out and not finished (a fire waiting for its slot, or running)."""
+        return [task for task in self._launches if not task.done()]
+
     @property
     def running(self) -> bool:
         return self._task is not None

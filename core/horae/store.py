@@ -35,7 +35,7 @@ class ExecutionStore:
     def __init__(self, path: str, max_executions: int = DEFAULT_MAX_EXECUTIONS) -> None:
         self.max_executions = max_executions
         # Not durable by design (PYSYNCOBJ.md): the Raft log is what a restart replays.
-        self._db = SqliteDict(path, tablename=TABLE, autocommit=False, journal_mode="WAL")
+        self._db = SqliteDict(path, tablename=TABLE, autocommit=False, journal_mode="WAL", outer_stack=False)
         self._lock = threading.Lock()
         self._to_trim: set[str] = set()
 

@@ -3,6 +3,8 @@
 The host sends `ConnInfo{service_id, network, address}` on `GRPCBroker/StartStream`; an Execute
 call names a service id in `status_server`, and the plugin dials that address to send `Update`s.
 The ConnInfo and the Execute travel on different HTTP/2 streams, so `dial` waits for it briefly.
+Announced ids are kept (the most recent 10,000), so a host may hand one id to many calls
+(`Description.reusable_status_servers`, which the SDK sets).
 """
 
 from __future__ import annotations
@@ -44,17 +46,13 @@ class Broker(grpc_broker_pb2_grpc.GRPCBrokerServicer):
                 self._changed.notify_all()
         return iter(())
 
-    def forget(self, service_id: int) -> None:
-        """Drop a service id once the call that used it is over."""
-        with self._changed:
-            self._services.pop(service_id, None)
-
     def dial(self, service_id: int, timeout: float = DIAL_TIMEOUT_SECONDS) -> grpc.Channel:
         """A channel to the host's service `service_id`; channels are shared per address."""
         with self._changed:
             if not self._changed.wait_for(lambda: service_id in self._services, timeout):
                 raise BrokerError(f"the host never announced broker service {service_id} (waited {timeout:g}s)")
             info = self._services[service_id]
+            self._services.move_to_end(service_id)  # in use: the last to be evicted
             target = f"unix:{info.address}" if info.network == "unix" else info.address
             channel = self._channels.get(target)
             if channel is None:

@@ -253,8 +253,6 @@ class ExecutorService:
             stream.finish()
             with self._running_lock:
                 self._running.discard(stream)
-            if request.status_server:
-                self._broker.forget(request.status_server)
 
     def _run(self, request: executor_pb2.ExecuteRequest, stream: OutputStream) -> executor_pb2.ExecuteResponse:
         try:

@@ -64,6 +64,7 @@ class _Describe(info_pb2_grpc.PluginInfoServicer):
             version=plugin.version,
             config_schema_json=json.dumps(plugin.config_schema) if plugin.config_schema else "",
             conformance_configs={case: json.dumps(config) for case, config in conformance.items()},
+            reusable_status_servers=True,  # the Broker keeps announced ids (horae_sdk.broker)
         )
 
     def Describe(self, request, context):

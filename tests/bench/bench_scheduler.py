@@ -22,6 +22,7 @@ import httpx
 import psutil
 
 from horae.table import format_table
+from tests.bench.http_load import LoadResult, run_load
 from tests.integration.agent_process import AgentProcess
 
 BURST_JOBS = 1000
@@ -59,41 +60,18 @@ async def bounded(items: Iterable[Any], action: Callable[[Any], Awaitable[Any]],
     return await asyncio.gather(*(one(item) for item in items))
 
 
-async def create_all(
-    http: httpx.AsyncClient, jobs: list[dict[str, Any]], strict: bool = True
-) -> tuple[float, list[float], list[str]]:
-    """POST every job, `IN_FLIGHT` at once; returns (elapsed seconds, per-request latencies, errors).
-
-    `strict` raises on the first failed create (setup); otherwise failures are collected (measurement).
-    """
-    latencies: list[float] = []
-    errors: list[str] = []
-
-    async def post(body: dict[str, Any]) -> None:
-        started = time.perf_counter()
-        try:
-            response = await http.post("/v1/jobs", json=body)
-            problem = None if response.status_code == 201 else f"{response.status_code} {response.text[:160]}"
-        except httpx.HTTPError as error:
-            problem = repr(error)
-        latencies.append(time.perf_counter() - started)
-        if problem is not None:
-            if strict:
-                raise RuntimeError(f"create {body['name']}: {problem}")
-            errors.append(problem)
-
-    began = time.perf_counter()
-    await bounded(jobs, post)
-    return time.perf_counter() - began, latencies, errors
+async def create_all(base_url: str, jobs: list[dict[str, Any]], strict: bool = True) -> LoadResult:
+    """POST every job over `IN_FLIGHT` connections; `strict` raises unless every one was created (setup)."""
+    result = await run_load(base_url, [("POST", "/v1/jobs", body) for body in jobs], IN_FLIGHT)
+    if strict and result.count(201) != len(jobs):
+        raise RuntimeError(f"creating {len(jobs)} jobs: statuses {result.statuses}, errors {result.errors[:3]}")
+    return result
 
 
-async def delete_all(http: httpx.AsyncClient, names: list[str]) -> None:
-    async def delete(name: str) -> None:
-        response = await http.delete(f"/v1/jobs/{name}")
-        if response.status_code not in (200, 404):
-            raise RuntimeError(f"delete {name}: {response.status_code} {response.text[:200]}")
-
-    await bounded(names, delete)
+async def delete_all(base_url: str, names: list[str]) -> None:
+    result = await run_load(base_url, [("DELETE", f"/v1/jobs/{name}", None) for name in names], IN_FLIGHT)
+    if result.count(200) + result.count(404) != len(names):
+        raise RuntimeError(f"deleting {len(names)} jobs: statuses {result.statuses}, errors {result.errors[:3]}")
 
 
 async def executions_of(http: httpx.AsyncClient, names: list[str]) -> list[dict[str, Any]]:
@@ -115,7 +93,7 @@ def lateness_ms(executions: list[dict[str, Any]]) -> list[float]:
 
 async def burst(http: httpx.AsyncClient) -> dict[str, Any]:
     names = [f"burst-{i}" for i in range(BURST_JOBS)]
-    await create_all(http, [job(name, f"*/{BURST_INTERVAL_MS // 1000} * * * * *") for name in names])
+    await create_all(str(http.base_url), [job(name, f"*/{BURST_INTERVAL_MS // 1000} * * * * *") for name in names])
     # The first slot at least 2 s away, so every job is in the schedule before it.
     now_ms = int(time.time() * 1000) + 2000
     slot_ms = (now_ms // BURST_INTERVAL_MS + 1) * BURST_INTERVAL_MS
@@ -129,13 +107,13 @@ async def burst(http: httpx.AsyncClient) -> dict[str, Any]:
         await asyncio.sleep(0.5)
     late = lateness_ms(found)
     finished_ms = [ms_of(e["finished_at"]) - slot_ms for e in done]
-    await delete_all(http, names)
+    await delete_all(str(http.base_url), names)
     return {"late": late, "count": len(found), "done": len(done), "last_finished": max(finished_ms, default=0.0)}
 
 
 async def steady(http: httpx.AsyncClient) -> tuple[dict[str, Any], list[str]]:
     names = [f"steady-{i}" for i in range(STEADY_JOBS)]
-    await create_all(http, [job(name, "@every 1s") for name in names])
+    await create_all(str(http.base_url), [job(name, "@every 1s") for name in names])
     window_start = (int(time.time()) + 3) * 1000  # a couple of rounds to warm up first
     window_end = window_start + STEADY_WINDOW_S * 1000
     await sleep_until(window_end + 2000)
@@ -178,34 +156,37 @@ def stats_rows(label: str, late: list[float], target_p99: str, target_max: str, 
     ]
 
 
+def create_rows(label: str, result: LoadResult, wanted: int) -> list[tuple]:
+    created = result.count(201)
+    latencies = result.latencies or [0.0]
+    note = f"{created}/{wanted} created in {result.elapsed:.1f} s; {wanted - created} failed, {label}"
+    return [
+        (f"job creates, {IN_FLIGHT} connections, {label}", f"{created / result.elapsed:,.0f} /s", "≥ 500 /s", note),
+        (f"job create latency, {label}, p50", f"{statistics.median(latencies) * 1000:.1f} ms", "", ""),
+        (f"job create latency, {label}, p99", f"{percentile(latencies, 0.99) * 1000:.1f} ms", "", ""),
+    ]
+
+
 async def measure(agent: AgentProcess) -> list[tuple]:
     limits = httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT)
     async with httpx.AsyncClient(base_url=agent.url, timeout=30.0, limits=limits) as http:
+        # Creates: @manually, so they add jobs without adding fires. First alone, then under the steady load.
+        quiet = await asyncio.wait_for(
+            create_all(agent.url, [job(f"create-{i}", "@manually") for i in range(CREATE_JOBS)], strict=False),
+            PHASE_TIMEOUT_S,
+        )
         b = await asyncio.wait_for(burst(http), PHASE_TIMEOUT_S)
         s, steady_names = await asyncio.wait_for(steady(http), PHASE_TIMEOUT_S)
-        # Creates: @manually, so they add jobs to the schedule book without adding fires.
-        creates = [job(f"create-{i}", "@manually") for i in range(CREATE_JOBS)]
-        began = time.perf_counter()
-        task = asyncio.ensure_future(create_all(http, creates, strict=False))
-        done, _ = await asyncio.wait([task], timeout=PHASE_TIMEOUT_S)
-        if done:
-            elapsed, latencies, errors = task.result()
-            created = CREATE_JOBS
-        else:  # report what finished in time (a slow create is the finding, not a crash)
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            elapsed, latencies, errors = time.perf_counter() - began, [PHASE_TIMEOUT_S], ["timed out"]
-            created = 0
-            with contextlib.suppress(httpx.HTTPError, ValueError):
-                created = len((await http.get("/v1/jobs")).json()) - STEADY_JOBS
+        loaded = await asyncio.wait_for(
+            create_all(agent.url, [job(f"loaded-{i}", "@manually") for i in range(CREATE_JOBS)], strict=False),
+            PHASE_TIMEOUT_S,
+        )
         await asyncio.sleep(1.0)
         agent_rss, children = memory(agent.process.pid)
         # Stop the 500/s load before the agent stops; if that fails, stopping the agent ends it anyway.
         with contextlib.suppress(RuntimeError, httpx.HTTPError, TimeoutError):
-            await asyncio.wait_for(delete_all(http, steady_names), PHASE_TIMEOUT_S)
+            await asyncio.wait_for(delete_all(agent.url, steady_names), PHASE_TIMEOUT_S)
 
-    ms = 1000.0
     rows: list[tuple] = [
         ("burst, slots that started", f"{b['count']:,} / {BURST_JOBS:,}", f"{BURST_JOBS:,}", "one slot"),
     ]
@@ -241,21 +222,9 @@ async def measure(agent: AgentProcess) -> list[tuple]:
             f"{STEADY_JOBS} jobs at 1/s is the ceiling; {s['failed']} failed",
         )
     )
-    rows.append(
-        (
-            f"job creates, {IN_FLIGHT} in flight",
-            f"{created / elapsed:,.0f} /s",
-            "≥ 500 /s",
-            f"{created}/{CREATE_JOBS} created in {elapsed:.0f} s, {len(errors)} failed, {STEADY_JOBS} @every 1s on",
-        )
-    )
-    rows.append(
-        (f"job create latency, {IN_FLIGHT} in flight, p50", f"{statistics.median(latencies) * ms:.1f} ms", "", "")
-    )
-    rows.append(
-        (f"job create latency, {IN_FLIGHT} in flight, p99", f"{percentile(latencies, 0.99) * ms:.1f} ms", "", "")
-    )
-    rows.append(("RSS of the agent", f"{agent_rss:.1f} MiB", "", f"{STEADY_JOBS + CREATE_JOBS} jobs loaded"))
+    rows += create_rows("no other load", quiet, CREATE_JOBS)
+    rows += create_rows(f"{STEADY_JOBS} x @every 1s running", loaded, CREATE_JOBS)
+    rows.append(("RSS of the agent", f"{agent_rss:.1f} MiB", "", f"{STEADY_JOBS + 2 * CREATE_JOBS} jobs loaded"))
     for label, value in children:
         rows.append((f"RSS of plugin {label}", f"{value:.1f} MiB", "", ""))
     return rows

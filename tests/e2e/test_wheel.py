@@ -166,7 +166,7 @@ def test_the_thirdparty_plugin_executes_in_the_fresh_venv(installed):
             chunks = []
             async with PluginHost(specs) as host:
                 outcome = await host.execute(
-                    "thirdparty", "job", {"text": "hello"}, on_output=lambda data, err: chunks.append(data)
+                    "thirdparty", "job", {"text": "hello" * 60000}, on_output=lambda data, err: chunks.append(data)
                 )
             print(json.dumps({"success": outcome.success, "output": outcome.output.decode(),
                               "live": b"".join(chunks).decode(), "error": outcome.error}))
@@ -177,12 +177,11 @@ def test_the_thirdparty_plugin_executes_in_the_fresh_venv(installed):
     result = installed.run(installed.bin("python"), "-c", snippet)
     assert result.returncode == 0, result.stderr
     outcome = json.loads(result.stdout)
-    assert outcome == {
-        "success": True,
-        "output": "thirdparty says: hello\n",
-        "live": "thirdparty says: hello\n",
-        "error": "",
-    }
+    # 300 KB is more than the returned tail (256 KiB), so all of it streams through the broker.
+    full = "thirdparty says: " + "hello" * 60000 + "\n"
+    assert (outcome["success"], outcome["error"]) == (True, "")
+    assert outcome["live"] == full
+    assert full.endswith(outcome["output"]) and len(outcome["output"]) == 256 * 1024
 
 
 def test_the_thirdparty_plugin_passes_conformance(installed):

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from horae.schedule.simple import every_offset_ms
 from tests.integration.agent_process import AgentProcess
 from tests.support import wait_until
 
@@ -87,14 +88,16 @@ def slots(found: list[dict]) -> list[datetime.datetime]:
 # -- timed schedules ---------------------------------------------------------------------------
 
 
-def test_every_second_fires_on_whole_second_slots_one_second_apart(http: httpx.Client) -> None:
+def test_every_second_fires_one_second_apart_at_the_job_offset(http: httpx.Client) -> None:
     create(http, {"name": "every-1s", "schedule": "@every 1s", "executor": "noop", "executor_config": {"text": "t"}})
     try:
         found = finished(http, "every-1s", 3)
     finally:
         delete(http, "every-1s")
     times = slots(found)
-    assert all(t.microsecond == 0 for t in times), times
+    # The slots sit on the epoch grid plus the offset every leader derives from the job name.
+    offset_ms = every_offset_ms("every-1s", 1000)
+    assert all(t.microsecond == offset_ms * 1000 for t in times), (offset_ms, times)
     assert all((b - a) == datetime.timedelta(seconds=1) for a, b in itertools.pairwise(times)), times
     assert len({e["id"] for e in found}) == len(found)
     assert all(e["success"] and e["output"] == "t" and e["attempt"] == 1 for e in found)

@@ -101,6 +101,7 @@ class RaftNode:
         self._consumer = ReplicatedState(state)
         self._pending: list[tuple[Command, asyncio.Future]] = []
         self._flush_scheduled = False
+        self._destroyed = False
         os.makedirs(data_dir, exist_ok=True)
         conf = settings.conf(data_dir, self._state_changed)
         self._sync = SyncObj(self_address, list(peer_addresses), conf=conf, consumers=[self._consumer])
@@ -129,6 +130,8 @@ class RaftNode:
     # -- writes ----------------------------------------------------------------------------------
     async def submit(self, command: Command, timeout: float = DEFAULT_COMMAND_TIMEOUT) -> CommandResult:
         """Apply one command through Raft; commands submitted in the same loop turn share an entry."""
+        if self._destroyed:
+            raise NotLeader("this node's Raft member has stopped")
         future = self._loop.create_future()
         self._pending.append((command, future))
         if not self._flush_scheduled:
@@ -145,6 +148,11 @@ class RaftNode:
     def _flush(self) -> None:
         self._flush_scheduled = False
         pending, self._pending = self._pending, []
+        if self._destroyed:
+            for _, future in pending:
+                if not future.done():
+                    future.set_exception(NotLeader("this node's Raft member has stopped"))
+            return
         for start in range(0, len(pending), MAX_BATCH):
             batch = pending[start : start + MAX_BATCH]
             futures = [future for _, future in batch]
@@ -157,6 +165,7 @@ class RaftNode:
         return done
 
     def destroy(self) -> None:
+        self._destroyed = True
         self._sync.destroy()
 
 

@@ -92,6 +92,8 @@ class PluginProcess:
         # grpc.aio allows one write in flight per stream; concurrent calls take turns.
         self._broker_write_lock = asyncio.Lock()
         self._broker_unavailable = False
+        # Set from Describe: announce each callback server once rather than once per call.
+        self.reusable_status_servers = False
         self._service_ids = itertools.count(1)
         self._execute_method = 0
         self._execute_calls = [
@@ -135,11 +137,13 @@ class PluginProcess:
             response_deserializer=info_pb2.Description.FromString,
         )
         try:
-            return await call(empty_pb2.Empty(), timeout=timeout)
+            description = await call(empty_pb2.Empty(), timeout=timeout)
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.UNIMPLEMENTED:
                 return None
             raise
+        self.reusable_status_servers = description.reusable_status_servers
+        return description
 
     async def execute(
         self,
@@ -166,6 +170,10 @@ class PluginProcess:
             if callback_server is not None:
                 await self._brokers.release(callback_server, reusable=finished)
 
+    async def prewarm_callbacks(self, count: int) -> None:
+        """Start `count` broker servers for live output before the first calls need them."""
+        await self._brokers.prewarm(count)
+
     async def _call_execute(
         self, request: executor_pb2.ExecuteRequest, timeout: float | None
     ) -> executor_pb2.ExecuteResponse:
@@ -183,6 +191,8 @@ class PluginProcess:
         if self._broker_unavailable:
             return None
         server = await self._brokers.acquire(on_output)
+        if server.service_id and self.reusable_status_servers:
+            return server  # announced for an earlier call; the plugin keeps the id
         server.service_id = next(self._service_ids) % (1 << 32) or 1
         try:
             if self._broker_call is None:

@@ -26,7 +26,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ahorae/plugin/v1/info.proto\x12\x0fhorae.plugin.v1\x1a\x1bgoogle/protobuf/empty.proto\"\xe4\x01\n\x0b\x44\x65scription\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x1a\n\x12\x63onfig_schema_json\x18\x04 \x01(\t\x12Q\n\x13\x63onformance_configs\x18\x05 \x03(\x0b\x32\x34.horae.plugin.v1.Description.ConformanceConfigsEntry\x1a\x39\n\x17\x43onformanceConfigsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x32N\n\nPluginInfo\x12@\n\x08\x44\x65scribe\x12\x16.google.protobuf.Empty\x1a\x1c.horae.plugin.v1.DescriptionB\x11Z\x0fhorae/plugin/v1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ahorae/plugin/v1/info.proto\x12\x0fhorae.plugin.v1\x1a\x1bgoogle/protobuf/empty.proto\"\x85\x02\n\x0b\x44\x65scription\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x1a\n\x12\x63onfig_schema_json\x18\x04 \x01(\t\x12Q\n\x13\x63onformance_configs\x18\x05 \x03(\x0b\x32\x34.horae.plugin.v1.Description.ConformanceConfigsEntry\x12\x1f\n\x17reusable_status_servers\x18\x06 \x01(\x08\x1a\x39\n\x17\x43onformanceConfigsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x32N\n\nPluginInfo\x12@\n\x08\x44\x65scribe\x12\x16.google.protobuf.Empty\x1a\x1c.horae.plugin.v1.DescriptionB\x11Z\x0fhorae/plugin/v1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,9 +37,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DESCRIPTION_CONFORMANCECONFIGSENTRY']._loaded_options = None
   _globals['_DESCRIPTION_CONFORMANCECONFIGSENTRY']._serialized_options = b'8\001'
   _globals['_DESCRIPTION']._serialized_start=77
-  _globals['_DESCRIPTION']._serialized_end=305
-  _globals['_DESCRIPTION_CONFORMANCECONFIGSENTRY']._serialized_start=248
-  _globals['_DESCRIPTION_CONFORMANCECONFIGSENTRY']._serialized_end=305
-  _globals['_PLUGININFO']._serialized_start=307
-  _globals['_PLUGININFO']._serialized_end=385
+  _globals['_DESCRIPTION']._serialized_end=338
+  _globals['_DESCRIPTION_CONFORMANCECONFIGSENTRY']._serialized_start=281
+  _globals['_DESCRIPTION_CONFORMANCECONFIGSENTRY']._serialized_end=338
+  _globals['_PLUGININFO']._serialized_start=340
+  _globals['_PLUGININFO']._serialized_end=418
 # @@protoc_insertion_point(module_scope)

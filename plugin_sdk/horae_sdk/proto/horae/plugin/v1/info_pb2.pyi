@@ -9,7 +9,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Description(_message.Message):
-    __slots__ = ("name", "kind", "version", "config_schema_json", "conformance_configs")
+    __slots__ = ("name", "kind", "version", "config_schema_json", "conformance_configs", "reusable_status_servers")
     class ConformanceConfigsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -22,9 +22,11 @@ class Description(_message.Message):
     VERSION_FIELD_NUMBER: _ClassVar[int]
     CONFIG_SCHEMA_JSON_FIELD_NUMBER: _ClassVar[int]
     CONFORMANCE_CONFIGS_FIELD_NUMBER: _ClassVar[int]
+    REUSABLE_STATUS_SERVERS_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: str
     version: str
     config_schema_json: str
     conformance_configs: _containers.ScalarMap[str, str]
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., version: _Optional[str] = ..., config_schema_json: _Optional[str] = ..., conformance_configs: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    reusable_status_servers: bool
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., version: _Optional[str] = ..., config_schema_json: _Optional[str] = ..., conformance_configs: _Optional[_Mapping[str, str]] = ..., reusable_status_servers: _Optional[bool] = ...) -> None: ...
