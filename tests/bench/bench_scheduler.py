@@ -28,6 +28,7 @@ from tests.integration.agent_process import AgentProcess
 BURST_JOBS = 1000
 BURST_INTERVAL_MS = 10_000
 STEADY_JOBS = 500
+HEADROOM_JOBS = 1000  # beyond the target, to show where the ceiling is
 STEADY_WINDOW_S = 10
 CREATE_JOBS = 2000
 IN_FLIGHT = 32
@@ -111,8 +112,11 @@ async def burst(http: httpx.AsyncClient) -> dict[str, Any]:
     return {"late": late, "count": len(found), "done": len(done), "last_finished": max(finished_ms, default=0.0)}
 
 
-async def steady(http: httpx.AsyncClient) -> tuple[dict[str, Any], list[str]]:
-    names = [f"steady-{i}" for i in range(STEADY_JOBS)]
+async def steady(
+    http: httpx.AsyncClient, jobs: int = STEADY_JOBS, prefix: str = "steady"
+) -> tuple[dict[str, Any], list[str]]:
+    """`jobs` jobs `@every 1s`; lateness and throughput over a `STEADY_WINDOW_S` window."""
+    names = [f"{prefix}-{i}" for i in range(jobs)]
     await create_all(str(http.base_url), [job(name, "@every 1s") for name in names])
     window_start = (int(time.time()) + 3) * 1000  # a couple of rounds to warm up first
     window_end = window_start + STEADY_WINDOW_S * 1000
@@ -124,7 +128,7 @@ async def steady(http: httpx.AsyncClient) -> tuple[dict[str, Any], list[str]]:
     return {
         "late": lateness_ms(in_window),
         "count": len(in_window),
-        "expected": STEADY_JOBS * STEADY_WINDOW_S,
+        "expected": jobs * STEADY_WINDOW_S,
         "failed": failed,
         "rate": len(finished) / STEADY_WINDOW_S,
     }, names
@@ -186,6 +190,9 @@ async def measure(agent: AgentProcess) -> list[tuple]:
         # Stop the 500/s load before the agent stops; if that fails, stopping the agent ends it anyway.
         with contextlib.suppress(RuntimeError, httpx.HTTPError, TimeoutError):
             await asyncio.wait_for(delete_all(agent.url, steady_names), PHASE_TIMEOUT_S)
+        headroom, headroom_names = await asyncio.wait_for(steady(http, HEADROOM_JOBS, "headroom"), PHASE_TIMEOUT_S)
+        with contextlib.suppress(RuntimeError, httpx.HTTPError, TimeoutError):
+            await asyncio.wait_for(delete_all(agent.url, headroom_names), PHASE_TIMEOUT_S)
 
     rows: list[tuple] = [
         ("burst, slots that started", f"{b['count']:,} / {BURST_JOBS:,}", f"{BURST_JOBS:,}", "one slot"),
@@ -222,6 +229,15 @@ async def measure(agent: AgentProcess) -> list[tuple]:
             f"{STEADY_JOBS} jobs at 1/s is the ceiling; {s['failed']} failed",
         )
     )
+    rows.append(
+        (
+            f"headroom, {HEADROOM_JOBS} x @every 1s: executions finished",
+            f"{headroom['rate']:,.0f} /s",
+            "",
+            f"{headroom['count']}/{headroom['expected']} slots started; {headroom['failed']} failed",
+        )
+    )
+    rows += stats_rows(f"headroom, {HEADROOM_JOBS} x @every 1s", headroom["late"], "", "", "")
     rows += create_rows("no other load", quiet, CREATE_JOBS)
     rows += create_rows(f"{STEADY_JOBS} x @every 1s running", loaded, CREATE_JOBS)
     rows.append(("RSS of the agent", f"{agent_rss:.1f} MiB", "", f"{STEADY_JOBS + 2 * CREATE_JOBS} jobs loaded"))
