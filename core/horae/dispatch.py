@@ -21,7 +21,7 @@ from horae.cluster.raft import CommandOutcomeUnknown, NotLeader, RaftNode
 from horae.cluster.state import COMMAND_FORMAT_VERSION, ClusterState
 from horae.host.supervisor import PluginCallError, PluginHost, PluginUnavailable
 from horae.logs import fields
-from horae.model import execution_group, execution_id
+from horae.model import execution_group, execution_id, format_ms
 from horae.running import RunningExecution, RunningExecutions
 from horae.schedule_book import ScheduleBook
 from horae_sdk.proto.horae.plugin.v1 import processor_pb2
@@ -39,13 +39,6 @@ def command(op: str, **payload: Any) -> dict[str, Any]:
 def group_of_slot(slot_ms: int) -> int:
     """Dkron's group (the slot in Unix nanoseconds) for a slot given in Unix milliseconds."""
     return execution_group(UNIX_EPOCH + datetime.timedelta(milliseconds=slot_ms))
-
-
-def rfc3339(ms: int | float | None) -> str | None:
-    if ms is None:
-        return None
-    moment = datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -93,7 +86,7 @@ class Dispatcher:
         results = await asyncio.gather(*submissions, return_exceptions=True)
         self._reschedule(job_name, next_ms)
         if skip is not None:
-            log.info("slot skipped", extra=fields(job=job_name, slot=rfc3339(slot_ms), reason=skip))
+            log.info("slot skipped", extra=fields(job=job_name, slot=format_ms(slot_ms), reason=skip))
             return
         if not self._accepted(results[1], launch):
             return
@@ -128,7 +121,9 @@ class Dispatcher:
         ]
         for intent in orphans:
             await self._close_intent(
-                intent, "the node stopped while this execution ran; its outcome is unknown", rfc3339(intent["slot_ms"])
+                intent,
+                "the node stopped while this execution ran; its outcome is unknown",
+                format_ms(intent["slot_ms"]),
             )
         return len(orphans)
 
@@ -141,9 +136,9 @@ class Dispatcher:
             "group": intent["group"],
             "attempt": intent["attempt"],
             "node_name": self._node_name,
-            "slot": rfc3339(intent["slot_ms"]),
+            "slot": format_ms(intent["slot_ms"]),
             "started_at": started_at,
-            "finished_at": rfc3339(now_ms),
+            "finished_at": format_ms(now_ms),
             "success": False,
             "output": reason,
             "error": reason,
@@ -209,9 +204,9 @@ class Dispatcher:
             "group": group,
             "attempt": launch.attempt,
             "node_name": self._node_name,
-            "slot": rfc3339(launch.slot_ms),
-            "started_at": rfc3339(running.started_at * 1000),
-            "finished_at": rfc3339(finished * 1000),
+            "slot": format_ms(launch.slot_ms),
+            "started_at": format_ms(running.started_at * 1000),
+            "finished_at": format_ms(finished * 1000),
             "cpu_seconds": 0.0,
             "max_rss_bytes": 0,
             **outcome_fields,

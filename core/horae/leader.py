@@ -16,8 +16,9 @@ from typing import Any
 
 from horae.cluster.raft import RaftNode
 from horae.cluster.state import ClusterState, Command, CommandResult
-from horae.dispatch import Dispatcher, command, rfc3339
+from horae.dispatch import Dispatcher, command
 from horae.logs import fields
+from horae.model import format_ms
 from horae.schedule_book import ScheduleBook
 from horae.scheduler import Scheduler
 
@@ -107,7 +108,7 @@ class Leadership:
             # Missed slots first, oldest first: the state machine accepts a job's scheduled slots only
             # in increasing order, so the job goes back into the heap only after they are committed.
             for missed_slot in slots_to_run:
-                log.info("catching up", extra=fields(job=name, slot=rfc3339(missed_slot)))
+                log.info("catching up", extra=fields(job=name, slot=format_ms(missed_slot)))
                 await self.dispatcher.catch_up(name, missed_slot)
             if skipped:
                 log.info("missed slots skipped", extra=fields(job=name, skipped=skipped))

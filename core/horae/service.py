@@ -14,11 +14,11 @@ from typing import Any
 from horae.cluster.raft import CommandOutcomeUnknown, NotLeader, RaftNode
 from horae.cluster.state import ClusterState, JobRuntime
 from horae.config import AgentConfig
-from horae.dispatch import Dispatcher, command, rfc3339
+from horae.dispatch import Dispatcher, command
 from horae.errors import BadRequest, Conflict, FieldProblem, NotFound, Unavailable
 from horae.host.supervisor import PluginHost
 from horae.leader import Leadership
-from horae.model import READ_ONLY_FIELDS, Job, ValidationError
+from horae.model import READ_ONLY_FIELDS, Job, ValidationError, format_ms
 from horae.running import RunningExecutions
 from horae.schedule import ScheduleError, parse_schedule
 from horae.schedule_book import ScheduleBook
@@ -73,10 +73,10 @@ class HoraeService:
             id=name,
             success_count=runtime.success_count,
             error_count=runtime.error_count,
-            last_success=rfc3339(runtime.last_success_ms),
-            last_error=rfc3339(runtime.last_error_ms),
+            last_success=format_ms(runtime.last_success_ms),
+            last_error=format_ms(runtime.last_error_ms),
             status=runtime.status,
-            next=rfc3339(runtime.next_fire_ms),
+            next=format_ms(runtime.next_fire_ms),
             missed_count=runtime.missed_count,
         )
         job.setdefault("dependent_jobs", [])
@@ -203,14 +203,14 @@ class HoraeService:
         return {
             "id": running.execution_id,
             "job_name": running.job_name,
-            "started_at": rfc3339(running.started_at * 1000),
+            "started_at": format_ms(running.started_at * 1000),
             "finished_at": None,
             "success": False,
             "output": running.output_tail().decode(errors="replace"),
             "node_name": running.node_name,
             "group": running.group,
             "attempt": running.attempt,
-            "slot": rfc3339(running.slot_ms),
+            "slot": format_ms(running.slot_ms),
             "running": True,
         }
 
@@ -225,7 +225,7 @@ class HoraeService:
             "Status": 1,
             "statusText": "alive",
             "role": "server" if self.config.server else "client",
-            "last_heartbeat": rfc3339(time.time() * 1000),
+            "last_heartbeat": format_ms(time.time() * 1000),
         }
 
     def members(self) -> list[dict[str, Any]]:

@@ -32,7 +32,7 @@ from typing import Any
 import httpx
 import psutil
 
-from horae.dispatch import rfc3339
+from horae.model import format_ms
 from horae.store import ExecutionStore
 from horae.table import format_table
 from tests.bench.bench_scheduler import TEXT, bounded, memory, ms_of, percentile
@@ -203,9 +203,9 @@ def write_history(data_dir: Path, names: list[str]) -> float:
                     "group": group,
                     "attempt": 1,
                     "node_name": NODE,
-                    "slot": rfc3339(slot_ms),
-                    "started_at": rfc3339(slot_ms + 5),
-                    "finished_at": rfc3339(slot_ms + 10),
+                    "slot": format_ms(slot_ms),
+                    "started_at": format_ms(slot_ms + 5),
+                    "finished_at": format_ms(slot_ms + 10),
                     "success": True,
                     "output": TEXT,
                     "exit_code": 0,

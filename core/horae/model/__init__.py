@@ -22,7 +22,7 @@ from horae.model.job import CONCURRENCY, MAX_RETRIES, READ_ONLY_FIELDS, Job
 from horae.model.member import STATUS_TEXT, Member
 from horae.model.notify import NOTIFY_ON, Notify, Webhook
 from horae.model.rules import job_name_problem, split_tag, target_tags, timezone_problem
-from horae.model.times import format_time, parse_time
+from horae.model.times import format_ms, format_time, parse_time
 
 __all__ = [
     "CONCURRENCY",
@@ -44,6 +44,7 @@ __all__ = [
     "Webhook",
     "execution_group",
     "execution_id",
+    "format_ms",
     "format_time",
     "group_status",
     "job_name_problem",

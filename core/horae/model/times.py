@@ -67,6 +67,13 @@ def format_time(moment: datetime.datetime | None) -> str | None:
     return f"{text}{sign}{hours:02d}:{minutes:02d}"
 
 
+def format_ms(unix_ms: int | float | None) -> str | None:
+    """`format_time` of an instant given in Unix milliseconds (how the state machine keeps times)."""
+    if unix_ms is None:
+        return None
+    return format_time(datetime.datetime.fromtimestamp(unix_ms / 1000, datetime.UTC))
+
+
 def require_aware(moment: datetime.datetime, what: str) -> None:
     """Refuse a naive datetime handed in by code: its instant depends on the machine's zone."""
     if moment.tzinfo is None or moment.utcoffset() is None:
