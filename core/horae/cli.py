@@ -11,6 +11,16 @@ from collections.abc import Sequence
 
 from horae.api_client import ApiError
 from horae.cli_jobs import add_jobs_commands
+from horae.config import (
+    ConfigError,
+    Layer,
+    build_config,
+    check_log_level,
+    dev_data_dir,
+    dev_layer,
+    from_environment,
+    load_file,
+)
 from horae.host.discovery import discover_plugins
 from horae.host.supervisor import PluginHost, PluginStatus
 from horae.logs import setup_logging
@@ -42,7 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     agent = commands.add_parser("agent", help="run a horae node (server with --server, --dev for a local trial)")
     agent.add_argument("--config", metavar="FILE", help="a .toml or .yaml config file (flags win over it)")
-    agent.add_argument("--dev", action="store_true", help="one server with a temporary data dir (make run)")
+    agent.add_argument(
+        "--dev", action="store_true", help="one server with a temporary data dir unless given otherwise (make run)"
+    )
     agent.add_argument("--server", action="store_true", default=None, help="hold Raft state and schedule")
     agent.add_argument("--node-name", help="this node's name (default: the host name)")
     agent.add_argument("--data-dir", help="where Raft and the execution store live")
@@ -58,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--max-executions", type=int, help="executions kept per job (default 100)")
     agent.add_argument("--shutdown-grace", type=float, help="seconds running executions get on SIGTERM")
     agent.add_argument("--raft-multiplier", type=float, help="scale Raft timings (slower networks: > 1)")
+    # Also accepted after `agent`, as Dkron has it (`dkron agent --log-level debug`); a separate dest, because
+    # the subcommand's default would otherwise overwrite `horae --log-level debug agent`.
+    agent.add_argument(
+        "--log-level", dest="agent_log_level", metavar="LOG_LEVEL", help="debug, info, warning or error (default: info)"
+    )
     agent.set_defaults(run=run_agent)
     add_jobs_commands(commands)
     return parser
@@ -83,30 +100,48 @@ AGENT_SETTINGS = (
 
 def run_agent(args: argparse.Namespace) -> int:
     from horae.agent import Agent
-    from horae.config import ConfigError, apply_dev_defaults, build_config, from_environment, load_file
     from horae_web.app import create_app
 
-    flags = {name: getattr(args, name) for name in AGENT_SETTINGS if getattr(args, name, None) is not None}
-    if args.tag:
-        flags["tags"] = dict(tag.split("=", 1) for tag in args.tag if "=" in tag)
-    if args.log_level:
-        flags["log_level"] = args.log_level
     try:
+        flags = Layer("flags")
+        for name in AGENT_SETTINGS:
+            if getattr(args, name, None) is not None:
+                flag = "--plugin-dir" if name == "plugin_dirs" else "--" + name.replace("_", "-")
+                flags.set(name, getattr(args, name), spelling=flag, label=f"flag {flag}")
+        if args.tag:
+            flags.set("tags", _parse_tag_flags(args.tag), spelling="--tag", label="flag --tag")
+        log_level = args.agent_log_level or args.log_level
+        if log_level:
+            flags.set("log_level", log_level, spelling="--log-level", label="flag --log-level")
         layers = [load_file(args.config)] if args.config else []
         layers += [from_environment(), flags]
-        config = build_config(layers)
-        given = set().union(*(layer.keys() for layer in layers))
-        if args.dev:
-            apply_dev_defaults(config, given)
+        config = build_config([dev_layer(), *layers] if args.dev else layers)
+        if args.dev and not config.data_dir:
+            config.data_dir = dev_data_dir()
         if not config.data_dir:
-            raise ConfigError("--data-dir is required (or use --dev for a temporary one)")
-        config.http_host_port  # noqa: B018 - validates the address early
+            raise ConfigError(
+                "--data-dir is required (or HORAE_DATA_DIR, or data-dir in the config file; --dev for a temporary one)"
+            )
     except (ConfigError, OSError) as error:
-        print(f"horae agent: {error}", file=sys.stderr)
+        print(f"horae agent: {_one_line(error)}", file=sys.stderr)
         return 2
     setup_logging(config.log_level)
     asyncio.run(Agent(config).run(create_app))
     return 0
+
+
+def _parse_tag_flags(tags: list[str]) -> dict[str, str]:
+    parsed: dict[str, str] = {}
+    for tag in tags:
+        key, equals, value = tag.partition("=")
+        if not equals or not key.strip():
+            raise ConfigError(f"flag --tag {tag!r}: use the form --tag key=value, e.g. --tag role=web")
+        parsed[key.strip()] = value.strip()
+    return parsed
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).splitlines())
 
 
 def plugins_list(args: argparse.Namespace) -> int:
@@ -136,7 +171,12 @@ def plugins_list(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    setup_logging(args.log_level or ("info" if args.command == "agent" else "warning"))
+    try:
+        level = check_log_level(args.log_level, "flag --log-level") if args.log_level else None
+    except ConfigError as error:
+        print(f"horae: {error}", file=sys.stderr)
+        return 2
+    setup_logging(level or ("info" if args.command == "agent" else "warning"))
     try:
         return args.run(args)
     except ApiError as error:

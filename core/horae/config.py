@@ -1,12 +1,19 @@
-"""Agent configuration: defaults, then a config file (TOML or YAML), then HORAE_* variables, then flags."""
+"""Agent configuration: defaults, then a config file (TOML or YAML), then HORAE_* variables, then flags.
+
+Each source is a `Layer`; `build_config` merges them (later wins) and checks every value, so that a bad setting is
+refused with a `ConfigError` that says where it came from (the config file, the environment variable or the flag)
+and what is accepted. `--dev` is a layer just above the built-in defaults: anything given explicitly wins over it.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import socket
 import tempfile
 import tomllib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,9 +22,17 @@ DEFAULT_RPC_PORT = 6868
 DEFAULT_RAFT_PORT = 8190
 DEFAULT_SHUTDOWN_GRACE = 30.0
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_LEVEL_ALIASES = {"warn": "warning"}
+TRUE_WORDS = ("true", "1", "yes", "on")
+FALSE_WORDS = ("false", "0", "no", "off")
+
+# Other spellings of a setting (config file keys and HORAE_* names), e.g. plugin-dir like the --plugin-dir flag.
+ALIASES = {"plugin_dir": "plugin_dirs"}
+
 
 class ConfigError(ValueError):
-    """A setting is wrong; the message names it and says what is accepted."""
+    """A setting is wrong; the message names it, says where it came from and what is accepted."""
 
 
 @dataclass
@@ -42,83 +57,294 @@ class AgentConfig:
 
     @property
     def http_host_port(self) -> tuple[str, int]:
-        host, _, port = self.http_addr.rpartition(":")
-        if not host or not port.isdigit():
+        parsed = _parse_host_port(self.http_addr)
+        if parsed is None:
             raise ConfigError(f"http-addr {self.http_addr!r}: use host:port, e.g. 127.0.0.1:8080")
-        return host.strip("[]"), int(port)
+        return parsed
 
     @property
     def raft_address(self) -> str:
         return f"{self.advertise_addr or self.bind_addr}:{self.raft_port}"
 
 
-def apply_dev_defaults(config: AgentConfig, given: set[str]) -> None:
-    """`--dev`: one server and a temporary data dir, unless those were given explicitly."""
-    config.server = True
-    config.bootstrap_expect = 1
-    if "data_dir" not in given:
-        config.data_dir = tempfile.mkdtemp(prefix="horae-dev-")
+SETTINGS = {f.name: str(f.type) for f in dataclasses.fields(AgentConfig)}
 
 
-def load_file(path: str) -> dict[str, Any]:
-    """Read a TOML (`.toml`) or YAML (`.yaml`/`.yml`) config file into setting names."""
-    with open(path, "rb") as handle:
-        raw = handle.read()
-    if path.endswith(".toml"):
-        data = tomllib.loads(raw.decode())
-    elif path.endswith((".yaml", ".yml")):
-        try:
-            import yaml
-        except ImportError as error:  # pragma: no cover - PyYAML is a dependency
-            raise ConfigError("YAML config files need PyYAML: pip install pyyaml") from error
-        data = yaml.safe_load(raw) or {}
-    else:
-        raise ConfigError(f"config file {path!r}: use a .toml, .yaml or .yml file")
-    return {key.replace("-", "_"): value for key, value in data.items()}
+@dataclass
+class Layer:
+    """Settings from one source. `source` names it for error messages; `labels` can name a setting's own origin."""
+
+    source: str
+    values: dict[str, Any] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    spellings: dict[str, str] = field(default_factory=dict)
+
+    def where(self, name: str) -> str:
+        return self.labels.get(name, self.source)
+
+    def set(self, name: str, value: Any, spelling: str, label: str | None = None) -> None:
+        """Set `name`, written `spelling` in the source (refused if another spelling already set it)."""
+        if name in self.values:
+            raise ConfigError(f"{self.source}: {self.spellings[name]} and {spelling} both set {name}; keep one")
+        self.values[name] = value
+        self.spellings[name] = spelling
+        if label is not None:
+            self.labels[name] = label
 
 
-def from_environment(environ: dict[str, str] | None = None) -> dict[str, Any]:
-    """HORAE_NODE_NAME=… → node_name, for every setting."""
-    environ = dict(os.environ if environ is None else environ)
-    names = {f.name for f in dataclasses.fields(AgentConfig)}
-    found: dict[str, Any] = {}
-    for key, value in environ.items():
+def check_log_level(value: Any, where: str) -> str:
+    """The log level `value` names, lower case ("WARN" → "warning"); a ConfigError listing the levels otherwise."""
+    level = value.strip().lower() if isinstance(value, str) else None
+    level = LOG_LEVEL_ALIASES.get(level or "", level)
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"{where}: unknown log level {value!r}; use one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
+def dev_layer() -> Layer:
+    """`--dev`: one server; the layer goes first, so a file, HORAE_* variable or flag that sets these wins."""
+    return Layer("--dev", {"server": True, "bootstrap_expect": 1})
+
+
+def dev_data_dir() -> str:
+    """`--dev` without a data dir from anywhere else: a new temporary one."""
+    return tempfile.mkdtemp(prefix="horae-dev-")
+
+
+def load_file(path: str) -> Layer:
+    """Read a TOML (`.toml`) or YAML (`.yaml`/`.yml`) config file; keys may use - or _ (`node-name`, `node_name`)."""
+    source = f"config file {path}"
+    is_toml = path.lower().endswith(".toml")
+    if not is_toml and not path.lower().endswith((".yaml", ".yml")):
+        raise ConfigError(f"{source}: use a .toml, .yaml or .yml file")
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except OSError as error:
+        raise ConfigError(f"{source}: cannot read it: {error.strerror or error}") from error
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise ConfigError(f"{source}: not UTF-8 text (byte 0x{raw[error.start]:02x} on line {line})") from error
+    data = _parse_toml(text, source) if is_toml else _parse_yaml(text, source)
+    layer = Layer(source)
+    for key, value in data.items():
+        if not isinstance(key, str):
+            raise ConfigError(f"{source}: key {key!r} is not a setting name (use text keys such as node-name)")
+        name = key.replace("-", "_")
+        layer.set(ALIASES.get(name, name), value, spelling=repr(key))
+    return layer
+
+
+def _parse_toml(text: str, source: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{source}: not valid TOML: {_one_line(str(error))}") from error
+
+
+def _parse_yaml(text: str, source: str) -> dict[Any, Any]:
+    try:
+        import yaml
+    except ImportError as error:  # pragma: no cover - PyYAML is a dependency
+        raise ConfigError("YAML config files need PyYAML: pip install pyyaml") from error
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{source}: not valid YAML: {_yaml_problem(error)}") from error
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of settings (key: value), not a {_kind(data)}")
+    return data
+
+
+def _yaml_problem(error: Exception) -> str:
+    problem = getattr(error, "problem", None)
+    if not problem:
+        return _one_line(str(error))
+    context = getattr(error, "context", None)
+    mark = getattr(error, "problem_mark", None)
+    text = f"{context}: {problem}" if context else problem
+    if mark is not None:
+        text += f" (line {mark.line + 1}, column {mark.column + 1})"
+    return _one_line(text)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def from_environment(environ: Mapping[str, str] | None = None) -> Layer:
+    """HORAE_NODE_NAME=… → node_name, for every setting; other HORAE_* variables are not settings and are ignored."""
+    environ = os.environ if environ is None else environ
+    layer = Layer("environment")
+    for key, value in sorted(environ.items()):
         if key.startswith("HORAE_"):
             name = key[len("HORAE_") :].lower()
-            if name in names:
-                found[name] = value
-    return found
+            name = ALIASES.get(name, name)
+            if name in SETTINGS:
+                layer.set(name, value, spelling=key, label=f"environment variable {key}")
+    return layer
 
 
-def build_config(layers: list[dict[str, Any]]) -> AgentConfig:
-    """Merge setting layers (later wins) into an AgentConfig, converting and checking types."""
+def build_config(layers: list[Layer]) -> AgentConfig:
+    """Merge setting layers (later wins) into an AgentConfig, converting and checking every value."""
     config = AgentConfig()
-    types = {f.name: f.type for f in dataclasses.fields(AgentConfig)}
     for layer in layers:
-        for name, value in layer.items():
-            if name not in types:
-                raise ConfigError(f"unknown setting {name!r}")
-            setattr(config, name, _convert(name, types[name], value))
+        for name, value in layer.values.items():
+            if name not in SETTINGS:
+                known = ", ".join(n.replace("_", "-") for n in SETTINGS)
+                raise ConfigError(f"{layer.where(name)}: unknown setting {name!r}; the settings are {known}")
+            setattr(config, name, _convert(name, value, layer.where(name)))
     return config
 
 
-def _convert(name: str, kind: Any, value: Any) -> Any:
-    kind = str(kind)
+# --- converting and checking one value -----------------------------------------------------------------------------
+
+
+class _Refused(Exception):
+    """`value` is not acceptable for the setting; the message says what is."""
+
+
+def _convert(name: str, value: Any, where: str) -> Any:
+    if value is None:
+        raise ConfigError(f"{where}: setting {name} has no value")
+    if name == "log_level":
+        return check_log_level(value, f"{where}: setting log_level")
     try:
-        if kind == "bool":
-            if isinstance(value, str):
-                return value.strip().lower() in ("1", "true", "yes", "on")
-            return bool(value)
-        if kind == "int":
-            return int(value)
-        if kind == "float":
-            return float(value)
-        if kind.startswith("list"):
-            return [v for v in (value.split(",") if isinstance(value, str) else value) if v]
-        if kind.startswith("dict"):
-            if isinstance(value, str):
-                return dict(part.split("=", 1) for part in value.split(",") if part)
-            return {str(k): str(v) for k, v in dict(value).items()}
-    except (TypeError, ValueError) as error:
-        raise ConfigError(f"setting {name}: {value!r} is not a valid {kind}") from error
+        converted = _CONVERTERS[SETTINGS[name]](value)
+        check = _CHECKS.get(name)
+        if check is not None:
+            check(converted)
+        return converted
+    except _Refused as problem:
+        raise ConfigError(f"{where}: setting {name}: {value!r} {problem}") from None
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in TRUE_WORDS:
+            return True
+        if word in FALSE_WORDS:
+            return False
+    raise _Refused(f"is not a boolean; use one of {'/'.join(TRUE_WORDS)} or {'/'.join(FALSE_WORDS)}")
+
+
+def _to_int(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+    raise _Refused("is not a whole number (int)")
+
+
+def _to_float(value: Any) -> float:
+    number: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            number = None
+    if number is None or not math.isfinite(number):
+        raise _Refused("is not a number (float)")
+    return number
+
+
+def _to_str(value: Any) -> str:
+    if isinstance(value, list | tuple | dict | set):
+        raise _Refused(f"is a {_kind(value)}, not a single value (str)")
     return str(value)
+
+
+def _to_list(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    if isinstance(value, list | tuple):
+        return [_to_str(item) for item in value if item is not None and item != ""]
+    raise _Refused(f"is a {_kind(value)}, not a list (a list of text, or text with items separated by commas)")
+
+
+def _to_tags(value: Any) -> dict[str, str]:
+    if isinstance(value, Mapping):
+        return {_to_str(key): _to_str(item) for key, item in value.items()}
+    if isinstance(value, str):
+        items = [item for item in value.split(",") if item.strip()]
+    elif isinstance(value, list | tuple):
+        items = [_to_str(item) for item in value]
+    else:
+        raise _Refused(f"is a {_kind(value)}, not tags (key=value pairs)")
+    tags: dict[str, str] = {}
+    for item in items:
+        key, equals, tag_value = item.partition("=")
+        if not equals or not key.strip():
+            raise _Refused(f"is not key=value pairs: {item.strip()!r} is not key=value; write e.g. role=web,dc=eu")
+        tags[key.strip()] = tag_value.strip()
+    return tags
+
+
+_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "bool": _to_bool,
+    "int": _to_int,
+    "float": _to_float,
+    "str": _to_str,
+    "list[str]": _to_list,
+    "dict[str, str]": _to_tags,
+}
+
+
+def _at_least(minimum: float, exclusive: bool = False) -> Callable[[float], None]:
+    def check(number: float) -> None:
+        if number < minimum or (exclusive and number == minimum):
+            raise _Refused(f"must be {'more than' if exclusive else 'at least'} {minimum}")
+
+    return check
+
+
+def _port(number: int) -> None:
+    if not 1 <= number <= 65535:
+        raise _Refused("is not a port: use 1-65535")
+
+
+def _host_port(address: str) -> None:
+    if _parse_host_port(address) is None:
+        raise _Refused("is not host:port with a port in 1-65535, e.g. 127.0.0.1:8080")
+
+
+def _parse_host_port(address: str) -> tuple[str, int] | None:
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        return None
+    return host.strip("[]"), int(port)
+
+
+_CHECKS: dict[str, Callable[[Any], None]] = {
+    "rpc_port": _port,
+    "raft_port": _port,
+    "bootstrap_expect": _at_least(0),  # 0 is Dkron's default and means the same as 1
+    "max_executions": _at_least(1),
+    "shutdown_grace": _at_least(0),
+    "raft_multiplier": _at_least(0, exclusive=True),
+    "http_addr": _host_port,
+}
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "mapping"
+    if isinstance(value, list | tuple | set):
+        return "list"
+    return type(value).__name__
