@@ -15,7 +15,9 @@ from typing import Any
 
 import uvicorn
 
+from horae.cluster.formation import FormationError, announce_member, form_cluster
 from horae.cluster.raft import RaftNode, RaftSettings
+from horae.cluster.rpc import AgentServicer, Directory, LeaderForwarder, RpcClient, RpcServer, ServerInfo
 from horae.cluster.state import ClusterState
 from horae.config import AgentConfig
 from horae.dispatch import Dispatcher
@@ -65,6 +67,24 @@ class Agent:
 
         store = ExecutionStore(os.path.join(config.data_dir, "horae.db"), config.max_executions)
         state = ClusterState(sink=store)
+        raft_dir = os.path.join(config.data_dir, "raft")
+        me = ServerInfo(config.node_name, config.raft_address, self._rpc_address(), dict(config.tags))
+        directory = Directory(me, state)
+        rpc_client = RpcClient()
+        servicer = AgentServicer(directory, rpc_client)
+        rpc_server: RpcServer | None = None
+        peers: list[str] = []
+        if config.server:
+            rpc_server = RpcServer(servicer, f"{config.bind_addr}:{config.rpc_port}")
+            await rpc_server.start()
+            formed = await self._form(directory, rpc_client, raft_dir)
+            if formed is None:
+                await rpc_server.stop()
+                await rpc_client.close()
+                store.close()
+                log.info("agent stopped before the cluster formed")
+                return
+            peers = formed
         schedules = ScheduleBook()
         running = RunningExecutions()
         discovery = discover_plugins(
@@ -78,12 +98,15 @@ class Agent:
         leadership_changes: asyncio.Queue[bool] = asyncio.Queue()
         raft = RaftNode(
             config.raft_address,
-            [],
+            peers,
             state,
-            os.path.join(config.data_dir, "raft"),
+            raft_dir,
             RaftSettings(multiplier=config.raft_multiplier),
             on_leadership=leadership_changes.put_nowait,
+            forwarder=LeaderForwarder(rpc_client, directory.rpc_address) if config.server else None,
         )
+        servicer.raft = raft
+        announce_task = asyncio.create_task(announce_member(raft, me)) if config.server else None
         leadership = Leadership(raft, state, schedules)
         dispatcher = Dispatcher(raft, state, host, schedules, running, config.node_name, leadership.scheduler.set)
         leadership.attach(dispatcher)
@@ -114,6 +137,8 @@ class Agent:
 
         log.info("agent stopping", extra=fields(grace=f"{config.shutdown_grace:g}s"))
         watch_task.cancel()
+        if announce_task is not None:
+            announce_task.cancel()
         await leadership.scheduler.stop()
         await dispatcher.stop(config.shutdown_grace, leadership.scheduler.pending_launches())
         server.should_exit = True
@@ -123,9 +148,31 @@ class Agent:
             server.force_exit = True
             server_task.cancel()
         await host.stop()
+        if rpc_server is not None:
+            await rpc_server.stop()
+        await rpc_client.close()
         raft.destroy()
         store.close()
         log.info("agent stopped")
+
+    def _rpc_address(self) -> str:
+        return f"{self.config.advertise_addr or self.config.bind_addr}:{self.config.rpc_port}"
+
+    async def _form(self, directory: Directory, client: RpcClient, raft_dir: str) -> list[str] | None:
+        """The Raft peers to start with; None when asked to stop first. Exits with 1 if the cluster cannot form."""
+        config = self.config
+        formation = asyncio.create_task(form_cluster(directory, client, config.bootstrap_expect, config.join, raft_dir))
+        stop_task = asyncio.create_task(self._stop.wait())
+        await asyncio.wait([formation, stop_task], return_when=asyncio.FIRST_COMPLETED)
+        stop_task.cancel()
+        if not formation.done():
+            formation.cancel()
+            return None
+        try:
+            return formation.result()
+        except FormationError as error:
+            log.error("cluster formation failed", extra=fields(error=str(error)))
+            raise SystemExit(1) from None
 
     @staticmethod
     async def _follow_leadership(changes: asyncio.Queue[bool], leadership: Leadership) -> None:

@@ -80,9 +80,10 @@ class Dispatcher:
         next_ms = self._schedules.next_fire_ms(job, slot_ms)
         launch = Launch(job_name, slot_ms, 1, "scheduled")
         skip = self._skip_reason(job, slot_ms)
-        submissions = [self._raft.submit(command("set_next_fire", job=job_name, next_fire_ms=next_ms))]
+        # forward=False: a server that is no longer the leader must not have its fires committed by the new one.
+        submissions = [self._raft.submit(command("set_next_fire", job=job_name, next_fire_ms=next_ms), forward=False)]
         if skip is None:
-            submissions.append(self._raft.submit(command("intent", intent=self._intent(launch))))
+            submissions.append(self._raft.submit(command("intent", intent=self._intent(launch)), forward=False))
         results = await asyncio.gather(*submissions, return_exceptions=True)
         self._reschedule(job_name, next_ms)
         if skip is not None:
@@ -104,7 +105,7 @@ class Dispatcher:
             return
         launch = Launch(job_name, slot_ms, 1, "scheduled")
         result = await asyncio.gather(
-            self._raft.submit(command("intent", intent=self._intent(launch))), return_exceptions=True
+            self._raft.submit(command("intent", intent=self._intent(launch)), forward=False), return_exceptions=True
         )
         if self._accepted(result[0], launch):
             self._spawn(self._run(job_name, launch))
@@ -276,7 +277,10 @@ class Dispatcher:
             backoff = float(job.get("retry_backoff") or 0) * (2 ** (launch.attempt - 1))
             retry = Launch(name, launch.slot_ms, launch.attempt + 1, "retry")
             await asyncio.sleep(min(backoff, MAX_RETRY_BACKOFF_SECONDS))
-            result = await self._raft.submit(command("intent", intent=self._intent(retry)))
+            try:
+                result = await self._raft.submit(command("intent", intent=self._intent(retry)), forward=False)
+            except (CommandOutcomeUnknown, NotLeader) as error:
+                result = error
             if self._accepted(result, retry):
                 await self._run(name, retry)
             return

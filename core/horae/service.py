@@ -216,23 +216,49 @@ class HoraeService:
 
     # -- cluster and scheduler -----------------------------------------------------------------
     def member(self) -> dict[str, Any]:
-        host, _, port = self.config.raft_address.rpartition(":")
+        """This node, in Dkron's member shape."""
+        return self._member_view(
+            self.config.node_name,
+            self.config.raft_address,
+            self.config.tags,
+            "server" if self.config.server else "client",
+        )
+
+    def _member_view(self, name: str, raft_address: str, tags: dict[str, str], role: str) -> dict[str, Any]:
+        host, _, port = raft_address.rpartition(":")
         return {
-            "Name": self.config.node_name,
+            "Name": name,
             "Addr": host,
             "Port": int(port),
-            "Tags": {**self.config.tags, "role": "dkron" if self.config.server else "client"},
+            "Tags": {**tags, "role": "dkron" if role == "server" else "client"},
             "Status": 1,
             "statusText": "alive",
-            "role": "server" if self.config.server else "client",
+            "role": role,
             "last_heartbeat": format_ms(time.time() * 1000),
         }
 
+    def _record_view(self, record: dict[str, Any]) -> dict[str, Any]:
+        return self._member_view(
+            record["name"], record["raft_address"], record.get("tags") or {}, record.get("role", "server")
+        )
+
     def members(self) -> list[dict[str, Any]]:
-        return [self.member()]
+        """Every server with a member record (committed by each server), and this node if it has none yet."""
+        records = {name: self._record_view(record) for name, record in list(self.state.members.items())}
+        if self.config.node_name not in records:
+            records[self.config.node_name] = self.member()
+        return [records[name] for name in sorted(records)]
 
     def leader(self) -> dict[str, Any] | None:
-        return self.member() if self.raft.is_leader else None
+        if self.raft.is_leader:
+            return self.member()
+        address = self.raft.leader_address
+        if address is None:
+            return None
+        for record in list(self.state.members.values()):
+            if record["raft_address"] == address:
+                return self._record_view(record)
+        return None
 
     def is_leader(self) -> bool:
         return self.raft.is_leader

@@ -74,13 +74,23 @@ class AgentProcess:
             *self.extra_args,
         ]
 
-    def start(self, timeout: float = START_TIMEOUT_SECONDS) -> AgentProcess:
-        """Start the agent and wait until `GET /health` answers 200."""
+    @property
+    def rpc_address(self) -> str:
+        return f"127.0.0.1:{self.rpc_port}"
+
+    @property
+    def raft_address(self) -> str:
+        return f"127.0.0.1:{self.raft_port}"
+
+    def start(self, timeout: float = START_TIMEOUT_SECONDS, wait_healthy: bool = True) -> AgentProcess:
+        """Start the agent and wait until `GET /health` answers 200 (unless `wait_healthy=False`:
+        a server of a cluster still forming is healthy only once the others run too)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             env = {**os.environ, "PYTHONUNBUFFERED": "1"}
             self.process = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, env=env)
-        self.wait_healthy(timeout)
+        if wait_healthy:
+            self.wait_healthy(timeout)
         return self
 
     def wait_healthy(self, timeout: float = START_TIMEOUT_SECONDS) -> None:
@@ -115,6 +125,12 @@ class AgentProcess:
                 self.process.wait()
                 raise AssertionError(f"agent did not exit within {timeout:g}s of SIGTERM:\n{self.log_text()}") from None
         return self.process.returncode
+
+    def kill(self) -> None:
+        """SIGKILL, and wait for the process to be gone."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
 
     @property
     def returncode(self) -> int | None:

@@ -3,6 +3,8 @@
 Commands are gathered and submitted many per Raft entry (one `apply_batch` per loop turn), each
 with a timeout; a timeout is an unknown outcome, which is safe because commands are idempotent
 (PYSYNCOBJ.md traps 1 and 5). Callbacks arrive on the Raft thread and are handed to the loop.
+On a follower, writes go to the leader through a `Forwarder` (inter-node gRPC), not through
+pysyncobj's own forwarding, whose callbacks get lost when a link drops.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, replicated
 from pysyncobj.syncobj import _RAFT_STATE, FAIL_REASON
@@ -24,6 +27,8 @@ log = logging.getLogger("horae.cluster.raft")
 DEFAULT_COMMAND_TIMEOUT = 5.0
 # At most this many commands go into one Raft entry.
 MAX_BATCH = 2000
+# How often a follower checks whether it has applied a forwarded write (read-your-writes).
+APPLY_POLL_SECONDS = 0.002
 
 
 class CommandOutcomeUnknown(TimeoutError):
@@ -32,6 +37,17 @@ class CommandOutcomeUnknown(TimeoutError):
 
 class NotLeader(RuntimeError):
     """Writes need a leader and there is none reachable."""
+
+
+class Forwarder(Protocol):
+    """Sends commands to the leader's Raft member.
+
+    Returns one result or exception per command, in order, and the leader's commit index after them.
+    """
+
+    async def forward(
+        self, leader_raft_address: str, commands: list[Command], timeout: float
+    ) -> tuple[list[CommandResult | Exception], int]: ...
 
 
 class ReplicatedState(SyncObjConsumer):
@@ -94,12 +110,16 @@ class RaftNode:
         data_dir: str,
         settings: RaftSettings = RaftSettings(),
         on_leadership: Callable[[bool], None] | None = None,
+        forwarder: Forwarder | None = None,
     ) -> None:
         self.state = state
         self._loop = asyncio.get_running_loop()
         self._on_leadership = on_leadership
+        self._forwarder = forwarder
         self._consumer = ReplicatedState(state)
-        self._pending: list[tuple[Command, asyncio.Future]] = []
+        # (command, future, may be forwarded to the leader)
+        self._pending: list[tuple[Command, asyncio.Future, bool]] = []
+        self._forwards: set[asyncio.Task] = set()
         self._flush_scheduled = False
         self._destroyed = False
         os.makedirs(data_dir, exist_ok=True)
@@ -127,13 +147,58 @@ class RaftNode:
     def status(self) -> dict:
         return self._sync.getStatus()
 
+    @property
+    def commit_index(self) -> int:
+        return self._sync.raftCommitIndex
+
+    async def wait_applied(self, index: int, timeout: float) -> bool:
+        """Wait until this member has applied the log up to `index`; False on timeout."""
+        deadline = self._loop.time() + timeout
+        while self._sync.raftLastApplied < index:
+            if self._destroyed or self._loop.time() >= deadline:
+                return False
+            await asyncio.sleep(APPLY_POLL_SECONDS)
+        return True
+
+    @property
+    def self_address(self) -> str:
+        return self._sync.selfNode.id
+
+    def raft_members(self) -> list[str]:
+        """The Raft membership as this node sees it, itself included (sorted)."""
+        return sorted({self._sync.selfNode.id, *(node.id for node in self._sync.otherNodes)})
+
+    # -- membership ------------------------------------------------------------------------------
+    async def add_server(self, raft_address: str, timeout: float = DEFAULT_COMMAND_TIMEOUT) -> None:
+        """Add a server to the Raft membership (leader only); a server already in it is left alone."""
+        if self._destroyed or not self.is_leader:
+            raise NotLeader("only the leader changes the membership")
+        if raft_address in self.raft_members():
+            return
+        future = self._loop.create_future()
+
+        def done(result, error) -> None:  # Raft thread
+            self._loop.call_soon_threadsafe(_resolve, [future], [None], error)
+
+        self._sync.addNodeToCluster(raft_address, callback=done)
+        try:
+            await asyncio.wait_for(asyncio.shield(future), timeout)
+        except TimeoutError:
+            raise CommandOutcomeUnknown(f"adding {raft_address} got no answer within {timeout:g}s") from None
+
     # -- writes ----------------------------------------------------------------------------------
-    async def submit(self, command: Command, timeout: float = DEFAULT_COMMAND_TIMEOUT) -> CommandResult:
-        """Apply one command through Raft; commands submitted in the same loop turn share an entry."""
+    async def submit(
+        self, command: Command, timeout: float = DEFAULT_COMMAND_TIMEOUT, forward: bool = True
+    ) -> CommandResult:
+        """Apply one command through Raft; commands submitted in the same loop turn share an entry.
+
+        On a follower the command goes to the leader over the forwarder; with `forward=False`
+        (a command the leader received from a follower) a follower refuses it with NotLeader.
+        """
         if self._destroyed:
             raise NotLeader("this node's Raft member has stopped")
         future = self._loop.create_future()
-        self._pending.append((command, future))
+        self._pending.append((command, future, forward))
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
@@ -149,14 +214,51 @@ class RaftNode:
         self._flush_scheduled = False
         pending, self._pending = self._pending, []
         if self._destroyed:
-            for _, future in pending:
-                if not future.done():
-                    future.set_exception(NotLeader("this node's Raft member has stopped"))
+            _fail(pending, NotLeader("this node's Raft member has stopped"))
+            return
+        if self._forwarder is not None and not self._sync._isLeader():
+            self._send_to_leader(pending)
             return
         for start in range(0, len(pending), MAX_BATCH):
             batch = pending[start : start + MAX_BATCH]
-            futures = [future for _, future in batch]
-            self._consumer.apply_batch([command for command, _ in batch], callback=self._callback(futures))
+            futures = [future for _, future, _ in batch]
+            self._consumer.apply_batch([command for command, _, _ in batch], callback=self._callback(futures))
+
+    def _send_to_leader(self, pending: list[tuple[Command, asyncio.Future, bool]]) -> None:
+        leader = self.leader_address
+        local = [entry for entry in pending if not entry[2]]
+        _fail(local, NotLeader("this server is not the leader"))
+        remote = [entry for entry in pending if entry[2]]
+        if not remote:
+            return
+        if leader is None:
+            _fail(remote, NotLeader("no Raft leader is known"))
+            return
+        for start in range(0, len(remote), MAX_BATCH):
+            task = self._loop.create_task(self._forward(leader, remote[start : start + MAX_BATCH]))
+            self._forwards.add(task)
+            task.add_done_callback(self._forwards.discard)
+
+    async def _forward(self, leader: str, batch: list[tuple[Command, asyncio.Future, bool]]) -> None:
+        assert self._forwarder is not None
+        try:
+            outcomes, commit_index = await self._forwarder.forward(
+                leader, [command for command, _, _ in batch], DEFAULT_COMMAND_TIMEOUT
+            )
+        except Exception as error:  # the forwarder maps transport errors; anything else is unknown
+            if not isinstance(error, NotLeader | CommandOutcomeUnknown):
+                error = CommandOutcomeUnknown(f"forwarding to the leader failed: {error}")
+            _fail(batch, error)
+            return
+        if not await self.wait_applied(commit_index, DEFAULT_COMMAND_TIMEOUT):
+            log.warning("forwarded write not applied here yet", extra=fields(commit_index=commit_index))
+        for (_, future, _), outcome in zip(batch, outcomes, strict=True):
+            if future.done():
+                continue
+            if isinstance(outcome, Exception):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
 
     def _callback(self, futures: list[asyncio.Future]) -> Callable:
         def done(results, error) -> None:  # Raft thread
@@ -167,6 +269,12 @@ class RaftNode:
     def destroy(self) -> None:
         self._destroyed = True
         self._sync.destroy()
+
+
+def _fail(entries: list[tuple[Command, asyncio.Future, bool]], error: Exception) -> None:
+    for _, future, _ in entries:
+        if not future.done():
+            future.set_exception(error)
 
 
 def _resolve(futures: list[asyncio.Future], results, error) -> None:

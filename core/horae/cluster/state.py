@@ -63,13 +63,15 @@ class JobRuntime:
 
 @dataclass
 class ClusterState:
-    """Jobs, their runtime figures, open execution intents, and the scheduler's pause switch."""
+    """Jobs, their runtime figures, open execution intents, the scheduler's pause switch, and the servers."""
 
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     runtime: dict[str, JobRuntime] = field(default_factory=dict)
     # execution_key(job, id) -> intent (id, job, slot_ms, group, attempt, node, kind)
     intents: dict[str, dict[str, Any]] = field(default_factory=dict)
     paused: bool = False
+    # node name -> member record (name, raft_address, rpc_address, role, tags): each server commits its own.
+    members: dict[str, dict[str, Any]] = field(default_factory=dict)
     sink: ExecutionSink | None = field(default=None, repr=False, compare=False)
     # Called after each applied command (on the Raft thread): the scheduler's change feed.
     listener: Callable[[Command, CommandResult], None] | None = field(default=None, repr=False, compare=False)
@@ -97,6 +99,7 @@ class ClusterState:
             },
             "intents": copy.deepcopy(self.intents),
             "paused": self.paused,
+            "members": copy.deepcopy(self.members),
         }
 
     def restore(self, snapshot: dict[str, Any]) -> None:
@@ -106,6 +109,7 @@ class ClusterState:
             _fill_missing_fields(runtime)
         self.intents = snapshot["intents"]
         self.paused = snapshot["paused"]
+        self.members = snapshot.get("members", {})
 
 
 def _fill_missing_fields(runtime: JobRuntime) -> None:
@@ -274,6 +278,22 @@ def _pause(state: ClusterState, command: Command) -> CommandResult:
     return CommandResult(True, value=state.paused)
 
 
+def _put_member(state: ClusterState, command: Command) -> CommandResult:
+    """Record a server (name, raft_address, rpc_address, role, tags); the same record again changes nothing."""
+    member = command["member"]
+    record = {
+        "name": member["name"],
+        "raft_address": member["raft_address"],
+        "rpc_address": member["rpc_address"],
+        "role": member.get("role", "server"),
+        "tags": dict(member.get("tags") or {}),
+    }
+    if state.members.get(record["name"]) == record:
+        return CommandResult(True, "unchanged", value=record)
+    state.members[record["name"]] = record
+    return CommandResult(True, value=record)
+
+
 _HANDLERS: dict[str, Callable[[ClusterState, Command], CommandResult]] = {
     "put_job": _put_job,
     "delete_job": _delete_job,
@@ -283,4 +303,5 @@ _HANDLERS: dict[str, Callable[[ClusterState, Command], CommandResult]] = {
     "result": _result,
     "clear_executions": _clear_executions,
     "pause": _pause,
+    "put_member": _put_member,
 }

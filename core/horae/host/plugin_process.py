@@ -210,6 +210,9 @@ class PluginProcess:
             self._broker_unavailable = True
             await self._brokers.release(server, reusable=False)
             return None
+        except BaseException:  # cancelled while announcing: give the server's slot back
+            await asyncio.shield(self._brokers.release(server, reusable=False))
+            raise
         return server
 
     async def process_execution(

@@ -240,9 +240,12 @@ class SupervisedPlugin:
     async def stop(self) -> None:
         self._stopping = True
         self.state = PluginState.STOPPED
-        for task in list(self._tasks):
-            if task is not asyncio.current_task():
-                task.cancel()
+        cancelled = [task for task in list(self._tasks) if task is not asyncio.current_task()]
+        for task in cancelled:
+            task.cancel()
+        # Let them finish their cleanup (a half-started broker server closes itself) while the loop runs.
+        if cancelled:
+            await asyncio.wait(cancelled, timeout=2.0)
         if self.process is not None:
             await self.process.stop()
             self.process = None

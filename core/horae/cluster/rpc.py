@@ -1,0 +1,268 @@
+"""Inter-node gRPC (`horae.agent.v1.Agent`): Hello and Join for cluster formation, Submit for writes.
+
+The server answers from a `Directory` (the servers this node knows) and the node's RaftNode once
+it runs; the client keeps one channel per peer and puts a deadline on every call. No auth yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+
+from horae.cluster.raft import CommandOutcomeUnknown, NotLeader, RaftNode
+from horae.cluster.state import ClusterState, Command, CommandResult
+from horae.logs import fields
+from horae_sdk.proto.horae.agent.v1 import agent_pb2, agent_pb2_grpc
+
+log = logging.getLogger("horae.cluster.rpc")
+
+DEFAULT_RPC_TIMEOUT = 5.0
+SERVER_GRACE_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    node_name: str
+    raft_address: str
+    rpc_address: str
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def to_proto(self) -> agent_pb2.ServerInfo:
+        return agent_pb2.ServerInfo(
+            node_name=self.node_name, raft_address=self.raft_address, rpc_address=self.rpc_address, tags=self.tags
+        )
+
+    @classmethod
+    def from_proto(cls, message: agent_pb2.ServerInfo) -> ServerInfo:
+        return cls(message.node_name, message.raft_address, message.rpc_address, dict(message.tags))
+
+    def record(self) -> dict[str, Any]:
+        """The member record committed with `put_member`."""
+        return {
+            "name": self.node_name,
+            "raft_address": self.raft_address,
+            "rpc_address": self.rpc_address,
+            "role": "server",
+            "tags": dict(self.tags),
+        }
+
+
+@dataclass
+class ClusterView:
+    servers: list[ServerInfo]
+    formed: bool = False
+    leader_raft_address: str = ""
+    raft_members: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_proto(cls, message: agent_pb2.ClusterView) -> ClusterView:
+        return cls(
+            [ServerInfo.from_proto(s) for s in message.servers],
+            message.formed,
+            message.leader_raft_address,
+            list(message.raft_members),
+        )
+
+
+class Directory:
+    """The servers this node knows, by Raft address: from Hello/Join and from the member records."""
+
+    def __init__(self, me: ServerInfo, state: ClusterState) -> None:
+        self.me = me
+        self.state = state
+        self._heard: dict[str, ServerInfo] = {me.raft_address: me}
+
+    def learn(self, server: ServerInfo) -> bool:
+        """Remember a server; True when it was new (or its addresses changed)."""
+        if not server.raft_address or self._heard.get(server.raft_address) == server:
+            return False
+        self._heard[server.raft_address] = server
+        return True
+
+    def servers(self) -> list[ServerInfo]:
+        found = dict(self._heard)
+        for record in list(self.state.members.values()):
+            found[record["raft_address"]] = ServerInfo(
+                record["name"], record["raft_address"], record["rpc_address"], dict(record.get("tags") or {})
+            )
+        return sorted(found.values(), key=lambda s: s.raft_address)
+
+    def rpc_address(self, raft_address: str) -> str | None:
+        for record in list(self.state.members.values()):
+            if record["raft_address"] == raft_address:
+                return record["rpc_address"]
+        server = self._heard.get(raft_address)
+        return server.rpc_address if server is not None else None
+
+
+class AgentServicer(agent_pb2_grpc.AgentServicer):
+    def __init__(self, directory: Directory, client: RpcClient) -> None:
+        self.directory = directory
+        self.client = client
+        # Set once formation is done and the Raft member runs.
+        self.raft: RaftNode | None = None
+
+    def view(self) -> agent_pb2.ClusterView:
+        raft = self.raft
+        leader = raft.leader_address if raft is not None else None
+        return agent_pb2.ClusterView(
+            servers=[s.to_proto() for s in self.directory.servers()],
+            formed=leader is not None,
+            leader_raft_address=leader or "",
+            raft_members=raft.raft_members() if raft is not None else [],
+        )
+
+    async def Hello(self, request: agent_pb2.ServerInfo, context: grpc.aio.ServicerContext) -> agent_pb2.ClusterView:
+        server = ServerInfo.from_proto(request)
+        if self.directory.learn(server):
+            log.info("server said hello", extra=fields(peer=server.node_name, raft=server.raft_address))
+        return self.view()
+
+    async def Join(self, request: agent_pb2.ServerInfo, context: grpc.aio.ServicerContext) -> agent_pb2.ClusterView:
+        server = ServerInfo.from_proto(request)
+        raft = self.raft
+        if raft is None or raft.leader_address is None:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "this server has no Raft leader yet")
+        if not raft.is_leader:
+            target = self.directory.rpc_address(raft.leader_address)
+            if target is None:
+                await context.abort(grpc.StatusCode.UNAVAILABLE, "the leader's RPC address is not known yet")
+            view = await self.client.join(target, server)
+            return agent_pb2.ClusterView(
+                servers=[s.to_proto() for s in view.servers],
+                formed=view.formed,
+                leader_raft_address=view.leader_raft_address,
+                raft_members=view.raft_members,
+            )
+        self.directory.learn(server)
+        try:
+            await raft.add_server(server.raft_address)
+        except NotLeader as error:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(error))
+        except CommandOutcomeUnknown as error:
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, str(error))
+        log.info("server joined", extra=fields(peer=server.node_name, raft=server.raft_address))
+        return self.view()
+
+    async def Submit(self, request: agent_pb2.CommandBatch, context: grpc.aio.ServicerContext) -> agent_pb2.ResultBatch:
+        raft = self.raft
+        if raft is None or not raft.is_leader:
+            return agent_pb2.ResultBatch(
+                results=[agent_pb2.Result(error="not_leader", reason="not the leader")] * len(request.commands_json)
+            )
+        timeout = request.timeout_seconds or DEFAULT_RPC_TIMEOUT
+        commands = [json.loads(raw) for raw in request.commands_json]
+        outcomes = await asyncio.gather(
+            *(raft.submit(command, timeout, forward=False) for command in commands), return_exceptions=True
+        )
+        return agent_pb2.ResultBatch(
+            results=[_result_message(outcome) for outcome in outcomes], commit_index=raft.commit_index
+        )
+
+
+def _result_message(outcome: CommandResult | BaseException) -> agent_pb2.Result:
+    if isinstance(outcome, NotLeader):
+        return agent_pb2.Result(error="not_leader", reason=str(outcome))
+    if isinstance(outcome, BaseException):
+        return agent_pb2.Result(error="unknown", reason=str(outcome))
+    value = json.dumps(outcome.value, default=str).encode()
+    return agent_pb2.Result(ok=outcome.ok, reason=outcome.reason, value_json=value)
+
+
+def _outcome(message: agent_pb2.Result) -> CommandResult | Exception:
+    if message.error == "not_leader":
+        return NotLeader(f"the leader refused the command: {message.reason}")
+    if message.error:
+        return CommandOutcomeUnknown(f"the leader could not confirm the command: {message.reason}")
+    value = json.loads(message.value_json) if message.value_json else None
+    return CommandResult(message.ok, message.reason, value)
+
+
+class RpcClient:
+    """Calls other servers' Agent service: one channel per address, reused; a deadline on every call."""
+
+    def __init__(self, timeout: float = DEFAULT_RPC_TIMEOUT) -> None:
+        self.timeout = timeout
+        self._stubs: dict[str, tuple[grpc.aio.Channel, agent_pb2_grpc.AgentStub]] = {}
+
+    def _stub(self, address: str) -> agent_pb2_grpc.AgentStub:
+        found = self._stubs.get(address)
+        if found is None:
+            channel = grpc.aio.insecure_channel(address)
+            found = self._stubs[address] = (channel, agent_pb2_grpc.AgentStub(channel))
+        return found[1]
+
+    async def hello(self, address: str, me: ServerInfo, timeout: float | None = None) -> ClusterView:
+        answer = await self._stub(address).Hello(me.to_proto(), timeout=timeout or self.timeout)
+        return ClusterView.from_proto(answer)
+
+    async def join(self, address: str, me: ServerInfo, timeout: float | None = None) -> ClusterView:
+        answer = await self._stub(address).Join(me.to_proto(), timeout=timeout or self.timeout)
+        return ClusterView.from_proto(answer)
+
+    async def submit(
+        self, address: str, commands: list[Command], timeout: float
+    ) -> tuple[list[CommandResult | Exception], int]:
+        """Results per command and the leader's commit index; raises CommandOutcomeUnknown on transport errors."""
+        batch = agent_pb2.CommandBatch(
+            commands_json=[json.dumps(command).encode() for command in commands], timeout_seconds=timeout
+        )
+        try:
+            # A little longer than the leader's own timeout, so its per-command answers win the race.
+            answer = await self._stub(address).Submit(batch, timeout=timeout + 1.0)
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.UNAVAILABLE:
+                # Most likely never delivered (connection refused); with grpc one cannot be sure.
+                raise CommandOutcomeUnknown(f"leader at {address} unreachable: {error.details()}") from None
+            raise CommandOutcomeUnknown(f"forwarding to {address}: {error.code().name} {error.details()}") from None
+        return [_outcome(message) for message in answer.results], answer.commit_index
+
+    async def close(self) -> None:
+        stubs, self._stubs = self._stubs, {}
+        for channel, _ in stubs.values():
+            await channel.close()
+
+
+class LeaderForwarder:
+    """RaftNode's Forwarder: maps the leader's Raft address to its RPC address and Submits there."""
+
+    def __init__(self, client: RpcClient, rpc_address_of: Callable[[str], str | None]) -> None:
+        self.client = client
+        self.rpc_address_of = rpc_address_of
+
+    async def forward(
+        self, leader_raft_address: str, commands: list[Command], timeout: float
+    ) -> tuple[list[CommandResult | Exception], int]:
+        address = self.rpc_address_of(leader_raft_address)
+        if address is None:
+            raise NotLeader(f"the RPC address of leader {leader_raft_address} is not known yet")
+        return await self.client.submit(address, commands, timeout)
+
+
+class RpcServer:
+    """The Agent service on bind_addr:rpc_port (grpc.aio, in the agent's loop)."""
+
+    def __init__(self, servicer: AgentServicer, address: str) -> None:
+        self.servicer = servicer
+        self.address = address
+        self._server: grpc.aio.Server | None = None
+
+    async def start(self) -> None:
+        server = grpc.aio.server()
+        agent_pb2_grpc.add_AgentServicer_to_server(self.servicer, server)
+        if server.add_insecure_port(self.address) == 0:
+            raise OSError(f"cannot listen for inter-node RPC on {self.address}")
+        await server.start()
+        self._server = server
+        log.info("inter-node rpc listening", extra=fields(rpc=self.address))
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            await self._server.stop(SERVER_GRACE_SECONDS)
+            self._server = None
