@@ -19,6 +19,7 @@ from horae.config import (
     dev_data_dir,
     dev_layer,
     from_environment,
+    key_values,
     load_file,
 )
 from horae.host.discovery import discover_plugins
@@ -131,13 +132,10 @@ def run_agent(args: argparse.Namespace) -> int:
 
 
 def _parse_tag_flags(tags: list[str]) -> dict[str, str]:
-    parsed: dict[str, str] = {}
-    for tag in tags:
-        key, equals, value = tag.partition("=")
-        if not equals or not key.strip():
-            raise ConfigError(f"flag --tag {tag!r}: use the form --tag key=value, e.g. --tag role=web")
-        parsed[key.strip()] = value.strip()
-    return parsed
+    try:
+        return key_values(tags)
+    except ValueError as error:
+        raise ConfigError(f"flag --tag {error}: use the form --tag key=value, e.g. --tag role=web") from None
 
 
 def _one_line(error: BaseException) -> str:

@@ -13,7 +13,7 @@ import os
 import socket
 import tempfile
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -287,13 +287,21 @@ def _to_tags(value: Any) -> dict[str, str]:
         items = [_to_str(item) for item in value]
     else:
         raise _Refused(f"is a {_kind(value)}, not tags (key=value pairs)")
-    tags: dict[str, str] = {}
+    try:
+        return key_values(items)
+    except ValueError as error:
+        raise _Refused(f"is not key=value pairs: {error} is not key=value; write e.g. role=web,dc=eu") from None
+
+
+def key_values(items: Iterable[str]) -> dict[str, str]:
+    """`["role=web", "dc=eu"]` → `{"role": "web", "dc": "eu"}`; ValueError names the first item without `=`."""
+    pairs: dict[str, str] = {}
     for item in items:
-        key, equals, tag_value = item.partition("=")
+        key, equals, value = item.partition("=")
         if not equals or not key.strip():
-            raise _Refused(f"is not key=value pairs: {item.strip()!r} is not key=value; write e.g. role=web,dc=eu")
-        tags[key.strip()] = tag_value.strip()
-    return tags
+            raise ValueError(repr(item.strip()))
+        pairs[key.strip()] = value.strip()
+    return pairs
 
 
 _CONVERTERS: dict[str, Callable[[Any], Any]] = {
