@@ -24,8 +24,6 @@ OutputCallback = Callable[[bytes, bool], None]
 STATUS_HELPER_NAMES = ("types.v1.StatusHelperService", "types.StatusHelper")
 
 DEFAULT_MAX_SERVERS = 256
-# Started when an executor plugin starts (~1.4 ms of loop time and ~30 KiB each).
-PREWARMED_SERVERS = 128
 
 _server_numbers = itertools.count(1)
 
@@ -91,16 +89,6 @@ class BrokerPool:
         self._busy.add(server)
         return server
 
-    async def prewarm(self, count: int) -> None:
-        """Start idle servers ahead of need, so that a burst of calls does not pay for them."""
-        while not self._closed and len(self._idle) + len(self._busy) < count:
-            server = await self._new_server()
-            if self._closed:
-                await server.close()
-                return
-            self._idle.append(server)
-            await asyncio.sleep(0)  # one at a time: calls due meanwhile go first
-
     async def _new_server(self) -> CallbackServer:
         server = CallbackServer(self._socket_dir, self._credentials)
         try:
@@ -114,9 +102,9 @@ class BrokerPool:
         server.on_output = None
         self._busy.discard(server)
         self._slots.release()
-        if reusable:
+        if reusable and not self._closed:
             self._idle.append(server)
-        else:
+        else:  # a call that outlived the pool (the plugin died meanwhile) must not leave a server behind
             await server.close()
 
     async def close(self) -> None:

@@ -170,10 +170,6 @@ class PluginProcess:
             if callback_server is not None:
                 await self._brokers.release(callback_server, reusable=finished)
 
-    async def prewarm_callbacks(self, count: int) -> None:
-        """Start `count` broker servers for live output before the first calls need them."""
-        await self._brokers.prewarm(count)
-
     async def _call_execute(
         self, request: executor_pb2.ExecuteRequest, timeout: float | None
     ) -> executor_pb2.ExecuteResponse:

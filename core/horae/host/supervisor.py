@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from horae.host.broker import PREWARMED_SERVERS, OutputCallback
+from horae.host.broker import OutputCallback
 from horae.host.launcher import DEFAULT_HANDSHAKE_TIMEOUT, PluginStartError, launch_plugin
 from horae.host.plugin_process import PluginProcess, kill_group
 from horae.logs import fields
@@ -159,8 +159,6 @@ class SupervisedPlugin:
         self._spawn(self._watch(process))
         with contextlib.suppress(grpc.aio.AioRpcError):
             self.description = await process.describe()
-        if self.spec.kind == "executor":
-            self._spawn(process.prewarm_callbacks(PREWARMED_SERVERS))
 
     def _failed(self, reason: str, immediate: bool = False) -> None:
         self.state, self.error = PluginState.FAILED, reason
