@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import signal
 from collections.abc import Callable, Iterator
@@ -15,20 +16,25 @@ from typing import Any
 
 import uvicorn
 
-from horae.cluster.formation import FormationError, announce_member, form_cluster
+from horae.cluster.formation import FORMATION_TIMEOUT, FormationError, announce_member, form_cluster
+from horae.cluster.heartbeat import Heartbeats
+from horae.cluster.links import NodeLinks
+from horae.cluster.locator import ServerLocator
 from horae.cluster.raft import RaftNode, RaftSettings
 from horae.cluster.rpc import AgentServicer, Directory, LeaderForwarder, RpcClient, RpcServer, ServerInfo
 from horae.cluster.state import ClusterState
 from horae.config import AgentConfig
-from horae.dispatch import Dispatcher
+from horae.dispatch import Dispatcher, LocalNode
 from horae.host.discovery import DEFAULT_PLUGIN_DIRS, discover_plugins
 from horae.host.supervisor import PluginHost
 from horae.leader import Leadership, state_listener
 from horae.logs import fields
+from horae.runner import ExecutionRunner
 from horae.running import RunningExecutions
 from horae.schedule_book import ScheduleBook
 from horae.service import HoraeService
 from horae.store import ExecutionStore
+from horae.worker import Worker, describe_node
 
 log = logging.getLogger("horae.agent")
 
@@ -59,34 +65,17 @@ class Agent:
         self._stop.set()
 
     async def run(self, app_factory: AppFactory) -> None:
-        config = self.config
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.request_stop)
-        os.makedirs(config.data_dir, exist_ok=True)
+        os.makedirs(self.config.data_dir, exist_ok=True)
+        if self.config.server:
+            await self._run_server(app_factory)
+        else:
+            await self._run_client()
 
-        store = ExecutionStore(os.path.join(config.data_dir, "horae.db"), config.max_executions)
-        state = ClusterState(sink=store)
-        raft_dir = os.path.join(config.data_dir, "raft")
-        me = ServerInfo(config.node_name, config.raft_address, self._rpc_address(), dict(config.tags))
-        directory = Directory(me, state)
-        rpc_client = RpcClient()
-        servicer = AgentServicer(directory, rpc_client)
-        rpc_server: RpcServer | None = None
-        peers: list[str] = []
-        if config.server:
-            rpc_server = RpcServer(servicer, f"{config.bind_addr}:{config.rpc_port}")
-            await rpc_server.start()
-            formed = await self._form(directory, rpc_client, raft_dir)
-            if formed is None:
-                await rpc_server.stop()
-                await rpc_client.close()
-                store.close()
-                log.info("agent stopped before the cluster formed")
-                return
-            peers = formed
-        schedules = ScheduleBook()
-        running = RunningExecutions()
+    async def _start_host(self) -> tuple[PluginHost, list[str]]:
+        config = self.config
         discovery = discover_plugins(
             [*config.plugin_dirs, os.path.join(config.data_dir, "plugins"), *DEFAULT_PLUGIN_DIRS]
         )
@@ -94,6 +83,56 @@ class Agent:
             log.warning(problem)
         host = PluginHost(discovery.plugins)
         await host.start()
+        executors = sorted(spec.name for spec in discovery.plugins if spec.kind == "executor")
+        return host, executors
+
+    async def _run_client(self) -> None:
+        """A client agent: no Raft, no API; it links to the leader through any server and runs what it is sent."""
+        config = self.config
+        if not config.join and not config.retry_join:
+            log.error("a client agent needs --join with a server's RPC address (or --server to be one)")
+            raise SystemExit(2)
+        host, executors = await self._start_host()
+        running = RunningExecutions()
+        runner = ExecutionRunner(host, ScheduleBook(), running, config.node_name)
+        rpc_client = RpcClient()
+        locator = ServerLocator(rpc_client, config.node_name, [*config.join, *config.retry_join])
+        node = describe_node(config.node_name, "client", dict(config.tags), executors)
+        worker = Worker(node, runner, running, rpc_client, locator.leader_rpc_address, config.heartbeat_seconds)
+        worker_task = asyncio.create_task(worker.run())
+        log.info("agent started", extra=fields(node=config.node_name, server=False, join=",".join(config.join)))
+        self.ready.set()
+        await self._stop.wait()
+        log.info("agent stopping", extra=fields(grace=f"{config.shutdown_grace:g}s"))
+        await worker.stop(config.shutdown_grace)
+        worker_task.cancel()
+        await asyncio.gather(worker_task, return_exceptions=True)
+        await host.stop()
+        await rpc_client.close()
+        log.info("agent stopped")
+
+    async def _run_server(self, app_factory: AppFactory) -> None:
+        config = self.config
+        loop = asyncio.get_running_loop()
+        store = ExecutionStore(os.path.join(config.data_dir, "horae.db"), config.max_executions)
+        state = ClusterState(sink=store)
+        raft_dir = os.path.join(config.data_dir, "raft")
+        me = ServerInfo(config.node_name, config.raft_address, self._rpc_address(), dict(config.tags))
+        directory = Directory(me, state)
+        rpc_client = RpcClient()
+        servicer = AgentServicer(directory, rpc_client)
+        rpc_server = RpcServer(servicer, f"{config.bind_addr}:{config.rpc_port}")
+        await rpc_server.start()
+        peers = await self._form(directory, rpc_client, raft_dir)
+        if peers is None:
+            await rpc_server.stop()
+            await rpc_client.close()
+            store.close()
+            log.info("agent stopped before the cluster formed")
+            return
+        host, executors = await self._start_host()
+        schedules = ScheduleBook()
+        running = RunningExecutions()
 
         leadership_changes: asyncio.Queue[bool] = asyncio.Queue()
         raft = RaftNode(
@@ -103,15 +142,55 @@ class Agent:
             raft_dir,
             RaftSettings(multiplier=config.raft_multiplier),
             on_leadership=leadership_changes.put_nowait,
-            forwarder=LeaderForwarder(rpc_client, directory.rpc_address) if config.server else None,
+            forwarder=LeaderForwarder(rpc_client, directory.rpc_address),
         )
         servicer.raft = raft
-        announce_task = asyncio.create_task(announce_member(raft, me)) if config.server else None
+        announce_task = asyncio.create_task(announce_member(raft, me, executors))
+        runner = ExecutionRunner(host, schedules, running, config.node_name)
         leadership = Leadership(raft, state, schedules)
-        dispatcher = Dispatcher(raft, state, host, schedules, running, config.node_name, leadership.scheduler.set)
-        leadership.attach(dispatcher)
+
+        async def node_failed(name: str, reason: str) -> None:
+            await dispatcher.node_failed(name, reason)
+
+        heartbeats = Heartbeats(raft, state, config.node_name, node_failed, config.failure_seconds)
+        links = NodeLinks(raft, state, heartbeats, config.node_name, config.heartbeat_seconds)
+        dispatcher = Dispatcher(
+            raft,
+            state,
+            runner,
+            schedules,
+            running,
+            LocalNode(config.node_name, dict(config.tags), frozenset(executors)),
+            links,
+            leadership.scheduler.set,
+        )
+        links.events = dispatcher
+        servicer.links = links
+        servicer.run_job = dispatcher.run_now
+        leadership.attach(dispatcher, links)
         state.listener = state_listener(loop, leadership)
-        service = HoraeService(config, state, store, raft, host, schedules, running, dispatcher, leadership)
+        service = HoraeService(
+            config,
+            state,
+            store,
+            raft,
+            host,
+            schedules,
+            running,
+            dispatcher,
+            leadership,
+            heartbeats,
+            rpc_client,
+            directory,
+        )
+        node = describe_node(config.node_name, "server", dict(config.tags), executors, me.rpc_address, me.raft_address)
+
+        async def leader_rpc_address() -> str | None:
+            leader = raft.leader_address
+            return None if leader is None else directory.rpc_address(leader)
+
+        worker = Worker(node, runner, running, rpc_client, leader_rpc_address, config.heartbeat_seconds)
+        worker_task = asyncio.create_task(worker.run())
 
         host_name, port = config.http_host_port
         server = _HttpServer(
@@ -137,10 +216,15 @@ class Agent:
 
         log.info("agent stopping", extra=fields(grace=f"{config.shutdown_grace:g}s"))
         watch_task.cancel()
-        if announce_task is not None:
-            announce_task.cancel()
+        announce_task.cancel()
         await leadership.scheduler.stop()
-        await dispatcher.stop(config.shutdown_grace, leadership.scheduler.pending_launches())
+        await asyncio.gather(
+            dispatcher.stop(config.shutdown_grace, leadership.scheduler.pending_launches()),
+            worker.stop(config.shutdown_grace),
+        )
+        worker_task.cancel()
+        await asyncio.gather(worker_task, return_exceptions=True)
+        await links.stop()
         server.should_exit = True
         try:
             await asyncio.wait_for(asyncio.shield(server_task), HTTP_SHUTDOWN_SECONDS + 2)
@@ -148,8 +232,7 @@ class Agent:
             server.force_exit = True
             server_task.cancel()
         await host.stop()
-        if rpc_server is not None:
-            await rpc_server.stop()
+        await rpc_server.stop()
         await rpc_client.close()
         raft.destroy()
         store.close()
@@ -161,7 +244,14 @@ class Agent:
     async def _form(self, directory: Directory, client: RpcClient, raft_dir: str) -> list[str] | None:
         """The Raft peers to start with; None when asked to stop first. Exits with 1 if the cluster cannot form."""
         config = self.config
-        formation = asyncio.create_task(form_cluster(directory, client, config.bootstrap_expect, config.join, raft_dir))
+        join = [*config.join, *config.retry_join]
+        if config.retry_max > 0:
+            timeout = config.retry_max * config.retry_interval
+        else:
+            timeout = math.inf if config.retry_join else FORMATION_TIMEOUT
+        formation = asyncio.create_task(
+            form_cluster(directory, client, config.bootstrap_expect, join, raft_dir, timeout, config.retry_interval)
+        )
         stop_task = asyncio.create_task(self._stop.wait())
         await asyncio.wait([formation, stop_task], return_when=asyncio.FIRST_COMPLETED)
         stop_task.cancel()

@@ -66,6 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--raft-port", type=int, help="Raft port (default 8190)")
     agent.add_argument("--bootstrap-expect", type=int, help="servers expected to form the cluster")
     agent.add_argument("--join", action="append", metavar="HOST:PORT", help="a server to join (repeatable)")
+    agent.add_argument(
+        "--retry-join", action="append", metavar="HOST:PORT", help="a server to join, retried until it answers"
+    )
+    agent.add_argument("--retry-interval", type=float, metavar="SECONDS", help="between join attempts (default 0.5)")
+    agent.add_argument("--retry-max", type=int, help="join attempts before giving up (default 0: no limit)")
+    agent.add_argument("--heartbeat-seconds", type=float, help="how often a node beats to the leader (default 3)")
+    agent.add_argument("--failure-seconds", type=float, help="silence after which a node is failed (default 10)")
     agent.add_argument("--tag", action="append", metavar="KEY=VALUE", help="a node tag jobs can target (repeatable)")
     agent.add_argument("--plugin-dir", dest="plugin_dirs", action="append", metavar="DIR", help="plugin folder")
     agent.add_argument("--max-executions", type=int, help="executions kept per job (default 100)")
@@ -92,6 +99,11 @@ AGENT_SETTINGS = (
     "raft_port",
     "bootstrap_expect",
     "join",
+    "retry_join",
+    "retry_interval",
+    "retry_max",
+    "heartbeat_seconds",
+    "failure_seconds",
     "plugin_dirs",
     "max_executions",
     "shutdown_grace",

@@ -48,12 +48,19 @@ class AgentConfig:
     raft_port: int = DEFAULT_RAFT_PORT
     bootstrap_expect: int = 1
     join: list[str] = field(default_factory=list)
+    # Dkron's retry-join: servers to join, retried every retry_interval seconds, at most retry_max times (0: no limit).
+    retry_join: list[str] = field(default_factory=list)
+    retry_interval: float = 0.5
+    retry_max: int = 0
     tags: dict[str, str] = field(default_factory=dict)
     plugin_dirs: list[str] = field(default_factory=list)
     log_level: str = "info"
     max_executions: int = 100
     shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE
     raft_multiplier: float = 1.0
+    # Nodes beat on their link to the leader this often; one silent for failure_seconds is marked failed.
+    heartbeat_seconds: float = 3.0
+    failure_seconds: float = 10.0
 
     @property
     def http_host_port(self) -> tuple[str, int]:
@@ -346,6 +353,10 @@ _CHECKS: dict[str, Callable[[Any], None]] = {
     "max_executions": _at_least(1),
     "shutdown_grace": _at_least(0),
     "raft_multiplier": _at_least(0, exclusive=True),
+    "retry_interval": _at_least(0, exclusive=True),
+    "retry_max": _at_least(0),
+    "heartbeat_seconds": _at_least(0, exclusive=True),
+    "failure_seconds": _at_least(0, exclusive=True),
     "http_addr": _host_port,
 }
 

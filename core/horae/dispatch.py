@@ -1,10 +1,11 @@
-"""What happens when a job fires: intent, execution, processors, result, retries, dependents.
+"""What happens when a job fires: targets, intent, execution, result, retries, dependents.
 
-The leader's Scheduler calls `Dispatcher.fire(job, slot)`. The dispatcher commits the job's next
-fire time and the execution's intent through Raft in one entry (the state machine refuses a
-second intent for the same slot), waits for the slot, runs the executor through the plugin
-host, runs the job's processors in order, and commits the result. Manual runs, retries and
-dependent jobs take the same path with their own slot.
+The leader's Scheduler calls `Dispatcher.fire(job, slot)`. The dispatcher picks the nodes that run
+it (cluster/targets.py), commits the job's next fire time and one intent per node through Raft in
+one entry (the state machine refuses a second intent for the same slot), waits for the slot, and
+runs each execution: itself through the ExecutionRunner, or on another node over that node's link
+(cluster/links.py), whose result comes back up the link. Manual runs, retries and dependent jobs
+take the same path with their own slot.
 """
 
 from __future__ import annotations
@@ -13,18 +14,20 @@ import asyncio
 import datetime
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from horae.cluster.links import ExecutionKey, NodeLinks
 from horae.cluster.raft import CommandOutcomeUnknown, NotLeader, RaftNode
-from horae.cluster.state import COMMAND_FORMAT_VERSION, ClusterState
-from horae.host.supervisor import PluginCallError, PluginHost, PluginUnavailable
+from horae.cluster.state import COMMAND_FORMAT_VERSION, ClusterState, execution_key
+from horae.cluster.targets import Candidate, candidates_from_members, describe_requirements, select_targets
 from horae.logs import fields
 from horae.model import execution_group, execution_id, format_ms
+from horae.runner import ExecutionOrder, ExecutionRunner
 from horae.running import RunningExecution, RunningExecutions
 from horae.schedule_book import ScheduleBook
-from horae_sdk.proto.horae.plugin.v1 import processor_pb2
 
 log = logging.getLogger("horae.dispatch")
 UNIX_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
@@ -49,54 +52,76 @@ class Launch:
     kind: str  # scheduled | manual | retry | dependent | catchup
 
 
+@dataclass(frozen=True)
+class LocalNode:
+    """What the leader knows of itself without its member record: a node is always a candidate for itself."""
+
+    name: str
+    tags: dict[str, str]
+    executors: frozenset[str]
+
+
 class Dispatcher:
     def __init__(
         self,
         raft: RaftNode,
         state: ClusterState,
-        host: PluginHost,
+        runner: ExecutionRunner,
         schedules: ScheduleBook,
         running: RunningExecutions,
-        node_name: str,
+        me: LocalNode,
+        links: NodeLinks,
         reschedule: Callable[[str, int | None], None],
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._raft = raft
         self._state = state
-        self._host = host
+        self._runner = runner
         self._schedules = schedules
         self._running = running
-        self._node_name = node_name
+        self._me = me
+        self._node_name = me.name
+        self._links = links
         self._reschedule = reschedule
         self._clock = clock
         self._tasks: set[asyncio.Task] = set()
+        # Remote executions this leader waits for: their result arrives over the node's link.
+        self._waiters: dict[ExecutionKey, asyncio.Future] = {}
+        # Executions this leader started and that have not finished, per node: "least busy" for untagged jobs.
+        self._busy: Counter[str] = Counter()
+        self._candidates: tuple[int, list[Candidate]] = (-1, [])
 
     # -- entry points --------------------------------------------------------------------------
     async def fire(self, job_name: str, slot_ms: int) -> None:
-        """A scheduled slot is due (called `lead` before it): commit next fire + intent, then run."""
+        """A scheduled slot is due (called `lead` before it): commit next fire + intents, then run."""
         job = self._state.jobs.get(job_name)
         if job is None:
             return
         next_ms = self._schedules.next_fire_ms(job, slot_ms)
         launch = Launch(job_name, slot_ms, 1, "scheduled")
         skip = self._skip_reason(job, slot_ms)
+        intents = self._intents(job, launch) if skip is None else []
         # forward=False: a server that is no longer the leader must not have its fires committed by the new one.
         submissions = [self._raft.submit(command("set_next_fire", job=job_name, next_fire_ms=next_ms), forward=False)]
-        if skip is None:
-            submissions.append(self._raft.submit(command("intent", intent=self._intent(launch)), forward=False))
+        if intents:
+            submissions.append(self._raft.submit(command("intent", intents=intents), forward=False))
         results = await asyncio.gather(*submissions, return_exceptions=True)
         self._reschedule(job_name, next_ms)
         if skip is not None:
             log.info("slot skipped", extra=fields(job=job_name, slot=format_ms(slot_ms), reason=skip))
+            return
+        if not intents:
+            await self._no_target(job, launch)
             return
         if not self._accepted(results[1], launch):
             return
         try:
             await self._sleep_until(slot_ms)
         except asyncio.CancelledError:
-            await self._close_intent(results[1].value, "not started: the agent stopped before the slot")
+            for intent in intents:
+                await self._close_intent(intent, "not started: the agent stopped before the slot")
             raise
-        await self._run(job_name, launch)
+        await self._launch(job, launch, intents)
 
     async def catch_up(self, job_name: str, slot_ms: int) -> None:
         """Run one missed slot now; the intent dedupes it like any scheduled slot."""
@@ -104,39 +129,238 @@ class Dispatcher:
         if job is None:
             return
         launch = Launch(job_name, slot_ms, 1, "scheduled")
+        intents = self._intents(job, launch)
+        if not intents:
+            await self._no_target(job, launch)
+            return
         result = await asyncio.gather(
-            self._raft.submit(command("intent", intent=self._intent(launch)), forward=False), return_exceptions=True
+            self._raft.submit(command("intent", intents=intents), forward=False), return_exceptions=True
         )
         if self._accepted(result[0], launch):
-            self._spawn(self._run(job_name, launch))
+            self._spawn(self._launch(job, launch, intents))
+
+    async def run_now(self, job_name: str, kind: str = "manual") -> str:
+        """Start a run outside the schedule (`/run`, a dependent job); returns its (first) execution id."""
+        slot_ms = int(self._clock() * 1000)
+        launch = Launch(job_name, slot_ms, 1, kind)
+        job = self._state.jobs.get(job_name)
+        if job is None:
+            raise LookupError(f"job {job_name!r} does not exist")
+        if job.get("concurrency") == "forbid" and self._running_for(job_name):
+            raise RuntimeError(f"job {job_name!r} is running and its concurrency is forbid")
+        intents = self._intents(job, launch)
+        if not intents:
+            raise RuntimeError(f"no alive node can run job {job_name!r}: {self._requirements(job)}")
+        result = await self._raft.submit(command("intent", intents=intents), forward=False)
+        if not result.ok:
+            raise RuntimeError(result.reason)
+        self._spawn(self._launch(job, launch, intents))
+        return intents[0]["id"]
+
+    # -- targets ---------------------------------------------------------------------------------
+    def _intents(self, job: dict[str, Any], launch: Launch, prefer: str | None = None) -> list[dict[str, Any]]:
+        """One intent per node that runs this launch (none when no alive node qualifies)."""
+        candidates = self._alive_candidates()
+        if prefer is not None and any(c.name == prefer for c in candidates):
+            nodes = [prefer]
+        elif len(candidates) == 1 and not job.get("tags"):
+            only = candidates[0]
+            wanted = job.get("executor") or ""
+            nodes = [only.name] if not only.executors or not wanted or wanted in only.executors else []
+        else:
+            busy = self._busy
+            nodes = select_targets(
+                job.get("tags") or {},
+                job.get("executor") or "",
+                [Candidate(c.name, c.tags, c.executors, busy[c.name]) for c in candidates],
+            )
+        group = group_of_slot(launch.slot_ms)
+        return [
+            {
+                "id": execution_id(group, node, launch.attempt),
+                "job": launch.job_name,
+                "slot_ms": launch.slot_ms,
+                "group": group,
+                "attempt": launch.attempt,
+                "kind": launch.kind,
+                "node": node,
+            }
+            for node in nodes
+        ]
+
+    def _alive_candidates(self) -> list[Candidate]:
+        """Alive members plus this node (as it knows itself), rebuilt only when the members change."""
+        version, cached = self._candidates
+        if version != self._state.members_version:
+            found = {c.name: c for c in candidates_from_members(self._state.members, {})}
+            found[self._me.name] = Candidate(self._me.name, self._me.tags, self._me.executors)
+            cached = sorted(found.values(), key=lambda c: c.name)
+            self._candidates = (self._state.members_version, cached)
+        return cached
+
+    def _requirements(self, job: dict[str, Any]) -> str:
+        return describe_requirements(job.get("tags") or {}, job.get("executor") or "")
+
+    async def _no_target(self, job: dict[str, Any], launch: Launch) -> None:
+        """No alive node qualifies: record a failed execution that says why, rather than run nothing silently."""
+        reason = f"no alive node can run it: it needs {self._requirements(job)}"
+        group = group_of_slot(launch.slot_ms)
+        intent = {
+            "id": execution_id(group, "none", launch.attempt),
+            "job": job["name"],
+            "slot_ms": launch.slot_ms,
+            "group": group,
+            "attempt": launch.attempt,
+            "kind": launch.kind,
+            "node": "",
+        }
+        await self._close_intent(intent, reason, unplanned=True)
+
+    # -- running ---------------------------------------------------------------------------------
+    async def _launch(self, job: dict[str, Any], launch: Launch, intents: list[dict[str, Any]]) -> None:
+        if len(intents) == 1:
+            await self._run_one(job, launch, intents[0])
+        else:
+            await asyncio.gather(*(self._run_one(job, launch, intent) for intent in intents))
+
+    async def _run_one(self, job: dict[str, Any], launch: Launch, intent: dict[str, Any]) -> None:
+        job = self._state.jobs.get(job["name"], job)
+        node = intent["node"]
+        self._busy[node] += 1
+        try:
+            if node == self._node_name:
+                order = ExecutionOrder(
+                    job, intent["id"], intent["group"], intent["attempt"], intent["slot_ms"], launch.kind
+                )
+                execution, finished_ms = await self._runner.run(order)
+                await self._record(execution, finished_ms)
+            else:
+                execution = await self._run_remote(job, intent)
+                if execution is None:  # stopped here; the node reports to whoever leads then
+                    return
+        finally:
+            self._busy[node] -= 1
+            if self._busy[node] <= 0:
+                del self._busy[node]
+        await self._after(job, launch, node, execution["success"])
+
+    async def _run_remote(self, job: dict[str, Any], intent: dict[str, Any]) -> dict[str, Any] | None:
+        key = (intent["job"], intent["id"])
+        node = intent["node"]
+        waiter = self._waiters[key] = asyncio.get_running_loop().create_future()
+        running = RunningExecution(
+            intent["id"], intent["job"], node, intent["group"], intent["attempt"], intent["slot_ms"]
+        )
+        running.task = asyncio.current_task()
+        self._running.add(running)
+        try:
+            if not self._links.run(node, job, intent):
+                reason = f"node {node} is not linked to the leader"
+                await self._close_intent(intent, reason)
+                return self._failed_record(intent, reason, None, int(self._clock() * 1000))
+            return await waiter
+        except asyncio.CancelledError:
+            if running.stop_reason:
+                self._links.stop_execution(node, key, running.stop_reason)
+            return None
+        finally:
+            self._running.remove(intent["job"], intent["id"])
+            if self._waiters.get(key) is waiter:
+                del self._waiters[key]
+
+    async def _record(self, execution: dict[str, Any], finished_ms: int) -> bool:
+        try:
+            await self._raft.submit(command("result", execution=execution, finished_at_ms=finished_ms, unplanned=False))
+        except (CommandOutcomeUnknown, NotLeader) as error:
+            log.error(
+                "result not recorded", extra=fields(job=execution["job_name"], execution=execution["id"], error=error)
+            )
+            return False
+        return True
+
+    # -- news from nodes' links (LinkEvents) -----------------------------------------------------
+    async def node_registered(self, node: str, live: set[ExecutionKey]) -> None:
+        """A node linked: its intents that it neither runs nor has a result for were lost (it restarted)."""
+        if node == self._node_name:
+            return
+        for intent in [i for i in list(self._state.intents.values()) if i.get("node") == node]:
+            key = (intent["job"], intent["id"])
+            if key not in live:
+                await self._fail_remote(intent, f"node {node} lost this execution (it restarted or never received it)")
+
+    def execution_started(self, node: str, key: ExecutionKey, started_at_ms: int) -> None:
+        running = self._running.get(*key)
+        if running is not None:
+            running.started_at = started_at_ms / 1000
+
+    def execution_output(self, node: str, key: ExecutionKey, chunk: bytes) -> None:
+        running = self._running.get(*key)
+        if running is not None:
+            running.add_output(chunk)
+
+    async def execution_result(self, node: str, execution: dict[str, Any], finished_at_ms: int) -> bool:
+        """Commit a node's result; True once committed (the node may then forget it)."""
+        key = (execution["job_name"], execution["id"])
+        intent = self._state.intents.get(execution_key(*key))
+        try:
+            result = await self._raft.submit(
+                command("result", execution=execution, finished_at_ms=finished_at_ms, unplanned=False), forward=False
+            )
+        except (CommandOutcomeUnknown, NotLeader) as error:
+            log.warning("remote result not recorded yet", extra=fields(job=key[0], execution=key[1], error=error))
+            return False
+        waiter = self._waiters.pop(key, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(execution)
+        elif intent is not None and result.ok and result.reason != "already recorded":
+            # Sent by a previous leader: this one does what follows a result.
+            job = self._state.jobs.get(key[0])
+            if job is not None:
+                launch = Launch(key[0], intent["slot_ms"], intent["attempt"], intent["kind"])
+                self._spawn(self._after(job, launch, node, bool(execution["success"])))
+        return True
+
+    async def node_failed(self, node: str, reason: str) -> None:
+        """Heartbeats declared a node dead: fail what it was running."""
+        for intent in [i for i in list(self._state.intents.values()) if i.get("node") == node]:
+            await self._fail_remote(intent, reason)
+
+    async def _fail_remote(self, intent: dict[str, Any], reason: str) -> None:
+        key = (intent["job"], intent["id"])
+        waiter = self._waiters.pop(key, None)
+        record = await self._close_intent(intent, reason)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(record)
 
     async def fail_orphaned_intents(self) -> int:
-        """Close intents of executions that no longer run here (the node stopped while they ran).
+        """On gaining leadership: close intents that can no longer report.
 
-        Without this a `concurrency: forbid` job would wait forever for a run that is gone (Dkron #1939).
+        Those of this node that do not run here any more (it stopped while they ran; without this a
+        `concurrency: forbid` job would wait forever, Dkron #1939), and those of nodes that are not
+        alive members. Alive nodes get their heartbeat deadline to link and report.
         """
-        orphans = [
-            intent
-            for intent in list(self._state.intents.values())
-            if intent.get("node") == self._node_name and self._running.get(intent["job"], intent["id"]) is None
-        ]
-        for intent in orphans:
-            await self._close_intent(
-                intent,
-                "the node stopped while this execution ran; its outcome is unknown",
-                format_ms(intent["slot_ms"]),
-            )
+        alive = {name for name, record in self._state.members.items() if record.get("status", "alive") == "alive"}
+        orphans = []
+        for intent in list(self._state.intents.values()):
+            node = intent.get("node")
+            if node == self._node_name:
+                if self._running.get(intent["job"], intent["id"]) is None:
+                    orphans.append((intent, "the node stopped while this execution ran; its outcome is unknown"))
+            elif node not in alive:
+                orphans.append((intent, f"node {node} is not alive; the outcome of this execution is unknown"))
+        for intent, reason in orphans:
+            await self._close_intent(intent, reason, format_ms(intent["slot_ms"]))
         return len(orphans)
 
-    async def _close_intent(self, intent: dict[str, Any], reason: str, started_at: str | None = None) -> None:
-        """Record a failed result for an intent whose execution will not report, so it never blocks its job."""
-        now_ms = int(self._clock() * 1000)
-        execution = {
+    def _failed_record(
+        self, intent: dict[str, Any], reason: str, started_at: str | None, now_ms: int
+    ) -> dict[str, Any]:
+        return {
             "id": intent["id"],
             "job_name": intent["job"],
             "group": intent["group"],
             "attempt": intent["attempt"],
-            "node_name": self._node_name,
+            "node_name": intent.get("node") or "",
             "slot": format_ms(intent["slot_ms"]),
             "started_at": started_at,
             "finished_at": format_ms(now_ms),
@@ -147,142 +371,41 @@ class Dispatcher:
             "cpu_seconds": 0.0,
             "max_rss_bytes": 0,
         }
-        try:
-            await self._raft.submit(command("result", execution=execution, finished_at_ms=now_ms), timeout=2.0)
-        except (CommandOutcomeUnknown, NotLeader) as error:
-            log.error("result not recorded", extra=fields(job=intent["job"], execution=intent["id"], error=error))
-            return
-        log.warning(reason, extra=fields(job=intent["job"], execution=intent["id"]))
 
-    async def run_now(self, job_name: str, kind: str = "manual") -> str:
-        """Start a run outside the schedule (`/run`, a dependent job); returns its execution id."""
-        slot_ms = int(self._clock() * 1000)
-        launch = Launch(job_name, slot_ms, 1, kind)
-        job = self._state.jobs.get(job_name)
-        if job is None:
-            raise LookupError(f"job {job_name!r} does not exist")
-        if job.get("concurrency") == "forbid" and self._running_for(job_name):
-            raise RuntimeError(f"job {job_name!r} is running and its concurrency is forbid")
-        result = await self._raft.submit(command("intent", intent=self._intent(launch)))
-        if not result.ok:
-            raise RuntimeError(result.reason)
-        self._spawn(self._run(job_name, launch))
-        return result.value["id"]
-
-    # -- the pipeline --------------------------------------------------------------------------
-    async def _run(self, job_name: str, launch: Launch) -> None:
-        job = self._state.jobs.get(job_name)
-        if job is None:
-            return
-        group = group_of_slot(launch.slot_ms)
-        running = RunningExecution(
-            execution_id(group, self._node_name, launch.attempt),
-            job_name,
-            self._node_name,
-            group,
-            launch.attempt,
-            launch.slot_ms,
-        )
-        running.task = asyncio.current_task()
-        self._running.add(running)
-        log.debug("execution started", extra=fields(job=job_name, execution=running.execution_id, kind=launch.kind))
-        try:
-            outcome_fields = await self._execute(job, running)
-        except asyncio.CancelledError:
-            outcome_fields = {
-                "success": False,
-                "output": running.output_tail().decode(errors="replace")
-                + f"\n{running.stop_reason or 'execution cancelled'}",
-                "exit_code": -1,
-                "error": running.stop_reason or "execution cancelled",
-            }
-        finally:
-            self._running.remove(job_name, running.execution_id)
-        finished = self._clock()
-        execution = {
-            "id": running.execution_id,
-            "job_name": job_name,
-            "group": group,
-            "attempt": launch.attempt,
-            "node_name": self._node_name,
-            "slot": format_ms(launch.slot_ms),
-            "started_at": format_ms(running.started_at * 1000),
-            "finished_at": format_ms(finished * 1000),
-            "cpu_seconds": 0.0,
-            "max_rss_bytes": 0,
-            **outcome_fields,
-        }
-        execution = await self._process(job, execution)
-        # One line per execution at info level: at hundreds of executions a second, a second line costs.
-        log.info(
-            "execution finished",
-            extra=fields(
-                job=job_name,
-                execution=running.execution_id,
-                kind=launch.kind,
-                success=execution["success"],
-                slot=execution["slot"],
-                started_at=execution["started_at"],
-                duration_ms=round((finished - running.started_at) * 1000),
-            ),
-        )
+    async def _close_intent(
+        self, intent: dict[str, Any], reason: str, started_at: str | None = None, unplanned: bool = False
+    ) -> dict[str, Any]:
+        """Record a failed result for an intent whose execution will not report, so it never blocks its job."""
+        now_ms = int(self._clock() * 1000)
+        execution = self._failed_record(intent, reason, started_at, now_ms)
         try:
             await self._raft.submit(
-                command("result", execution=execution, finished_at_ms=int(finished * 1000), unplanned=False)
+                command("result", execution=execution, finished_at_ms=now_ms, unplanned=unplanned), timeout=2.0
             )
         except (CommandOutcomeUnknown, NotLeader) as error:
-            log.error("result not recorded", extra=fields(job=job_name, execution=running.execution_id, error=error))
-        await self._after(job, launch, execution["success"])
-
-    async def _execute(self, job: dict[str, Any], running: RunningExecution) -> dict[str, Any]:
-        timeout = self._schedules.timeout_seconds(job)
-        outcome = await self._host.execute(
-            job.get("executor") or "",
-            job["name"],
-            {k: str(v) for k, v in (job.get("executor_config") or {}).items()},
-            execution_id=running.execution_id,
-            slot_unix_ms=running.slot_ms,
-            attempt=running.attempt,
-            on_output=running.add_output,
-            timeout=timeout,
-            on_started=running.mark_started,
-        )
-        output = outcome.output.decode(errors="replace")
-        if outcome.error and outcome.error not in output:
-            output = f"{output}{'' if not output or output.endswith(chr(10)) else chr(10)}{outcome.error}"
-        return {
-            "success": outcome.success,
-            "output": output,
-            "exit_code": outcome.exit_code,
-            "cpu_seconds": outcome.cpu_seconds,
-            "max_rss_bytes": outcome.max_rss_bytes,
-            "error": outcome.error,
-        }
-
-    async def _process(self, job: dict[str, Any], execution: dict[str, Any]) -> dict[str, Any]:
-        """Run the job's processors in the order its `processors` object lists them."""
-        for name, config in (job.get("processors") or {}).items():
-            message = _to_processor_execution(execution)
-            try:
-                processed = await self._host.process(name, message, {k: str(v) for k, v in (config or {}).items()})
-            except (PluginUnavailable, PluginCallError) as error:
-                log.error("processor failed", extra=fields(job=job["name"], execution=execution["id"], error=error))
-                continue
-            execution = {**execution, "output": processed.output.decode(errors="replace")}
+            log.error("result not recorded", extra=fields(job=intent["job"], execution=intent["id"], error=error))
+            return execution
+        log.warning(reason, extra=fields(job=intent["job"], execution=intent["id"]))
         return execution
 
-    async def _after(self, job: dict[str, Any], launch: Launch, success: bool) -> None:
+    # -- what follows a result -------------------------------------------------------------------
+    async def _after(self, job: dict[str, Any], launch: Launch, node: str, success: bool) -> None:
         name = job["name"]
         if not success and launch.attempt <= int(job.get("retries") or 0):
             backoff = float(job.get("retry_backoff") or 0) * (2 ** (launch.attempt - 1))
             retry = Launch(name, launch.slot_ms, launch.attempt + 1, "retry")
             await asyncio.sleep(min(backoff, MAX_RETRY_BACKOFF_SECONDS))
+            # The same node again when it is still alive; otherwise another that qualifies.
+            intents = self._intents(job, retry, prefer=node)[:1]
+            if not intents:
+                await self._no_target(job, retry)
+                return
             try:
-                result = await self._raft.submit(command("intent", intent=self._intent(retry)), forward=False)
+                result = await self._raft.submit(command("intent", intents=intents), forward=False)
             except (CommandOutcomeUnknown, NotLeader) as error:
                 result = error
             if self._accepted(result, retry):
-                await self._run(name, retry)
+                await self._run_one(job, retry, intents[0])
             return
         if not success:
             return
@@ -296,18 +419,6 @@ class Dispatcher:
             self._reschedule(name, None)
 
     # -- helpers -------------------------------------------------------------------------------
-    def _intent(self, launch: Launch) -> dict[str, Any]:
-        group = group_of_slot(launch.slot_ms)
-        return {
-            "id": execution_id(group, self._node_name, launch.attempt),
-            "job": launch.job_name,
-            "slot_ms": launch.slot_ms,
-            "group": group,
-            "attempt": launch.attempt,
-            "kind": launch.kind,
-            "node": self._node_name,
-        }
-
     def _skip_reason(self, job: dict[str, Any], slot_ms: int) -> str | None:
         if job.get("disabled"):
             return "job is disabled"
@@ -346,28 +457,12 @@ class Dispatcher:
 
         A launch still waiting for its slot records a failed result rather than leaving an intent
         open, and every result is submitted before this returns (Raft is stopped after it).
+        Executions running on other nodes go on; they report to whichever server leads next.
         """
-        running = [r.task for r in self._running if r.task is not None]
+        running = [r.task for r in self._running if r.task is not None and r.node_name == self._node_name]
         if running:
             await asyncio.wait(running, timeout=grace)
         rest = [task for task in {*running, *launches, *self._tasks} if not task.done()]
         for task in rest:
             task.cancel()
         await asyncio.gather(*rest, return_exceptions=True)
-
-
-def _to_processor_execution(execution: dict[str, Any]) -> processor_pb2.Execution:
-    message = processor_pb2.Execution(
-        job_name=execution["job_name"],
-        success=execution["success"],
-        output=execution["output"].encode(),
-        node_name=execution["node_name"],
-        group=execution["group"],
-        attempt=execution["attempt"],
-        id=execution["id"],
-        exit_code=execution.get("exit_code") or 0,
-    )
-    for field_name in ("started_at", "finished_at"):
-        if execution.get(field_name):
-            getattr(message, field_name).FromJsonString(execution[field_name])
-    return message

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from horae.cluster.links import NodeLinks
 from horae.cluster.raft import RaftNode
 from horae.cluster.state import ClusterState, Command, CommandResult
 from horae.dispatch import Dispatcher, command
@@ -43,6 +44,7 @@ class Leadership:
         self._schedules = schedules
         self._clock = clock
         self.dispatcher: Dispatcher | None = None
+        self.links: NodeLinks | None = None
         self.scheduler = Scheduler(self._fire, clock=clock)
         self._catchup_task: asyncio.Task | None = None
 
@@ -50,8 +52,9 @@ class Leadership:
     def leading(self) -> bool:
         return self.scheduler.running
 
-    def attach(self, dispatcher: Dispatcher) -> None:
+    def attach(self, dispatcher: Dispatcher, links: NodeLinks | None = None) -> None:
         self.dispatcher = dispatcher
+        self.links = links
 
     def _fire(self, job_name: str, slot_ms: int):
         assert self.dispatcher is not None
@@ -71,6 +74,8 @@ class Leadership:
             else:
                 self.scheduler.set(name, runtime.next_fire_ms)
         self.scheduler.start()
+        if self.links is not None:
+            self.links.start()
         log.info("leading: scheduler started", extra=fields(jobs=len(self.scheduler), behind=len(missed)))
         self._catchup_task = asyncio.create_task(self._recover(missed, now_ms))
 
@@ -84,6 +89,8 @@ class Leadership:
         if self._catchup_task is not None:
             self._catchup_task.cancel()
         await self.scheduler.stop()
+        if self.links is not None:
+            await self.links.stop()
         log.info("no longer leading: scheduler stopped")
 
     async def _catch_up(self, missed: list[tuple[str, int]], now_ms: int) -> None:

@@ -11,7 +11,9 @@ import datetime
 import time
 from typing import Any
 
+from horae.cluster.heartbeat import Heartbeats
 from horae.cluster.raft import CommandOutcomeUnknown, NotLeader, RaftNode
+from horae.cluster.rpc import Directory, RpcClient
 from horae.cluster.state import ClusterState, JobRuntime
 from horae.config import AgentConfig
 from horae.dispatch import Dispatcher, command
@@ -19,6 +21,7 @@ from horae.errors import BadRequest, Conflict, FieldProblem, NotFound, Unavailab
 from horae.host.supervisor import PluginHost
 from horae.leader import Leadership
 from horae.model import READ_ONLY_FIELDS, Job, ValidationError, format_ms
+from horae.model.member import STATUS_ALIVE, STATUS_BY_TEXT
 from horae.running import RunningExecutions
 from horae.schedule import ScheduleError, parse_schedule
 from horae.schedule_book import ScheduleBook
@@ -39,6 +42,9 @@ class HoraeService:
         running: RunningExecutions,
         dispatcher: Dispatcher,
         leadership: Leadership,
+        heartbeats: Heartbeats,
+        rpc_client: RpcClient,
+        directory: Directory,
     ) -> None:
         self.config = config
         self.state = state
@@ -49,6 +55,9 @@ class HoraeService:
         self.running = running
         self.dispatcher = dispatcher
         self.leadership = leadership
+        self.heartbeats = heartbeats
+        self.rpc_client = rpc_client
+        self.directory = directory
         self.started_at = time.time()
 
     # -- jobs: reads ---------------------------------------------------------------------------
@@ -127,7 +136,12 @@ class HoraeService:
     async def run(self, name: str) -> dict[str, Any]:
         self.job(name)
         try:
-            await self.dispatcher.run_now(name)
+            if self.raft.is_leader:
+                await self.dispatcher.run_now(name)
+            else:
+                await self._run_on_leader(name)
+        except LookupError as error:
+            raise NotFound(str(error).strip("'\"")) from None
         except NotLeader:
             raise Unavailable("no leader: the cluster cannot start runs right now; retry shortly") from None
         except CommandOutcomeUnknown as error:
@@ -135,6 +149,14 @@ class HoraeService:
         except RuntimeError as error:
             raise Conflict(str(error)) from None
         return self.job(name)
+
+    async def _run_on_leader(self, name: str) -> str:
+        """Only the leader picks nodes and sends executions: a follower asks it."""
+        leader = self.raft.leader_address
+        address = self.directory.rpc_address(leader) if leader else None
+        if address is None:
+            raise NotLeader("no leader is known")
+        return await self.rpc_client.run_job(address, name)
 
     async def restore(self, jobs: Any) -> tuple[list[str], list[str]]:
         """Import many jobs (a Dkron dump or `horae jobs export`); unknown keys are warnings.
@@ -217,34 +239,46 @@ class HoraeService:
     # -- cluster and scheduler -----------------------------------------------------------------
     def member(self) -> dict[str, Any]:
         """This node, in Dkron's member shape."""
-        return self._member_view(
-            self.config.node_name,
-            self.config.raft_address,
-            self.config.tags,
-            "server" if self.config.server else "client",
-        )
+        record = {
+            "name": self.config.node_name,
+            "raft_address": self.config.raft_address,
+            "rpc_address": "",
+            "role": "server" if self.config.server else "client",
+            "tags": self.config.tags,
+            "status": "alive",
+        }
+        return self._record_view(record, time.time())
 
-    def _member_view(self, name: str, raft_address: str, tags: dict[str, str], role: str) -> dict[str, Any]:
-        host, _, port = raft_address.rpartition(":")
+    def _record_view(self, record: dict[str, Any], last_heartbeat: float | None = None) -> dict[str, Any]:
+        """Dkron's member shape; a client has no Raft address, so its Addr/Port come from its RPC address (or none)."""
+        address = record.get("raft_address") or record.get("rpc_address") or ""
+        host, _, port = address.rpartition(":")
+        role = record.get("role", "server")
+        status = record.get("status", "alive")
+        if last_heartbeat is None and record.get("status_changed_ms"):
+            last_heartbeat = record["status_changed_ms"] / 1000
         return {
-            "Name": name,
+            "Name": record["name"],
             "Addr": host,
-            "Port": int(port),
-            "Tags": {**tags, "role": "dkron" if role == "server" else "client"},
-            "Status": 1,
-            "statusText": "alive",
+            "Port": int(port) if port.isdigit() else 0,
+            "Tags": {**(record.get("tags") or {}), "role": "dkron" if role == "server" else "client"},
+            "Status": STATUS_BY_TEXT.get(status, STATUS_ALIVE),
+            "statusText": status,
             "role": role,
-            "last_heartbeat": format_ms(time.time() * 1000),
+            "last_heartbeat": format_ms(last_heartbeat * 1000) if last_heartbeat else None,
         }
 
-    def _record_view(self, record: dict[str, Any]) -> dict[str, Any]:
-        return self._member_view(
-            record["name"], record["raft_address"], record.get("tags") or {}, record.get("role", "server")
-        )
-
     def members(self) -> list[dict[str, Any]]:
-        """Every server with a member record (committed by each server), and this node if it has none yet."""
-        records = {name: self._record_view(record) for name, record in list(self.state.members.items())}
+        """Every member record (servers commit their own, the leader a client's), this node at least.
+
+        On the leader, `last_heartbeat` is the node's last beat; elsewhere, when its status last changed.
+        """
+        beats = self.heartbeats.last_beat_unix if self.raft.is_leader else {}
+        now = time.time()
+        records = {}
+        for name, record in list(self.state.members.items()):
+            beat = now if name == self.config.node_name else beats.get(name)
+            records[name] = self._record_view(record, beat)
         if self.config.node_name not in records:
             records[self.config.node_name] = self.member()
         return [records[name] for name in sorted(records)]

@@ -5,14 +5,15 @@ Rules, checked in this order:
    journal replays any membership change made since.
 2. `bootstrap_expect` <= 1 and no `join`: start alone (the --dev path).
 3. Otherwise Hello every `join` address and every server learned from the answers, every
-   RETRY_INTERVAL seconds:
+   `interval` seconds (`--retry-interval`):
    - when a server answers that it runs Raft with a known leader (the cluster is formed), Join
      through it (a follower forwards to the leader, which adds us with `addNodeToCluster`; a server
      already in the membership is left as is) and start with the membership it returns;
    - else, when `bootstrap_expect` > 1 and this server knows that many servers (itself included),
      start with all of them as peers. Start exactly N servers with `--bootstrap-expect N`: all of
      them then compute the same set. A server with `join` but `bootstrap_expect` <= 1 only joins.
-   FORMATION_TIMEOUT seconds without either outcome raise FormationError.
+   `timeout` seconds without either outcome raise FormationError (`--retry-max` attempts, or
+   FORMATION_TIMEOUT; no limit with `--retry-join` and no `--retry-max`).
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ async def form_cluster(
     join: Sequence[str],
     raft_dir: str,
     timeout: float = FORMATION_TIMEOUT,
+    interval: float = RETRY_INTERVAL,
 ) -> list[str]:
     """The Raft addresses of the other servers to start with (see the module's rules)."""
     me = directory.me
@@ -79,13 +81,13 @@ async def form_cluster(
         log.info("starting as a single server", extra=fields(node=me.node_name))
         store_peers(raft_dir, [])
         return []
-    peers = await _discover(directory, client, bootstrap_expect, join, timeout)
+    peers = await _discover(directory, client, bootstrap_expect, join, timeout, interval)
     store_peers(raft_dir, peers)
     return peers
 
 
 async def _discover(
-    directory: Directory, client: RpcClient, expect: int, join: Sequence[str], timeout: float
+    directory: Directory, client: RpcClient, expect: int, join: Sequence[str], timeout: float, interval: float
 ) -> list[str]:
     me = directory.me
     deadline = time.monotonic() + timeout
@@ -128,7 +130,7 @@ async def _discover(
                 f"cluster not formed within {timeout:g}s: know {len(directory.servers())} of "
                 f"{expect} expected servers ({known}); unreachable: {unreachable}"
             )
-        await asyncio.sleep(RETRY_INTERVAL)
+        await asyncio.sleep(interval)
 
 
 async def _try_join(client: RpcClient, directory: Directory, target: str) -> list[str] | None:
@@ -152,14 +154,19 @@ def _describe(error: BaseException) -> str:
     return repr(error)
 
 
-async def announce_member(raft: RaftNode, me: ServerInfo) -> None:
-    """Commit this server's member record once a leader is known (again if it changed); retries until done."""
-    record = me.record()
+async def announce_member(raft: RaftNode, me: ServerInfo, executors: list[str]) -> None:
+    """Commit this server's member record, alive, once a leader is known (again if it changed); retries until done."""
+    record = {**me.record(), "executors": sorted(executors), "status": "alive"}
     command = {"v": COMMAND_FORMAT_VERSION, "op": "put_member", "member": record}
-    while raft.state.members.get(me.node_name) != record:
+
+    def recorded() -> bool:
+        current = raft.state.members.get(me.node_name) or {}
+        return all(current.get(key) == value for key, value in record.items())
+
+    while not recorded():
         if raft.leader_address is not None:
             try:
-                result = await raft.submit(command)
+                result = await raft.submit({**command, "at_ms": int(time.time() * 1000)})
                 if result.ok:
                     log.info("member record committed", extra=fields(node=me.node_name, raft=me.raft_address))
                     return

@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
 
+from horae.cluster.links import NodeLinks
 from horae.cluster.raft import CommandOutcomeUnknown, NotLeader, RaftNode
 from horae.cluster.state import ClusterState, Command, CommandResult
 from horae.logs import fields
@@ -88,6 +89,8 @@ class Directory:
     def servers(self) -> list[ServerInfo]:
         found = dict(self._heard)
         for record in list(self.state.members.values()):
+            if record.get("role", "server") != "server" or not record.get("raft_address"):
+                continue
             found[record["raft_address"]] = ServerInfo(
                 record["name"], record["raft_address"], record["rpc_address"], dict(record.get("tags") or {})
             )
@@ -95,7 +98,7 @@ class Directory:
 
     def rpc_address(self, raft_address: str) -> str | None:
         for record in list(self.state.members.values()):
-            if record["raft_address"] == raft_address:
+            if record.get("raft_address") == raft_address:
                 return record["rpc_address"]
         server = self._heard.get(raft_address)
         return server.rpc_address if server is not None else None
@@ -107,6 +110,9 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         self.client = client
         # Set once formation is done and the Raft member runs.
         self.raft: RaftNode | None = None
+        self.links: NodeLinks | None = None
+        # The leader's Dispatcher.run_now: (job name) -> execution id.
+        self.run_job: Callable[[str], Awaitable[str]] | None = None
 
     def view(self) -> agent_pb2.ClusterView:
         raft = self.raft
@@ -120,7 +126,7 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
 
     async def Hello(self, request: agent_pb2.ServerInfo, context: grpc.aio.ServicerContext) -> agent_pb2.ClusterView:
         server = ServerInfo.from_proto(request)
-        if self.directory.learn(server):
+        if server.raft_address and self.directory.learn(server):  # a client agent has no Raft address
             log.info("server said hello", extra=fields(peer=server.node_name, raft=server.raft_address))
         return self.view()
 
@@ -149,6 +155,26 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, str(error))
         log.info("server joined", extra=fields(peer=server.node_name, raft=server.raft_address))
         return self.view()
+
+    async def Connect(self, request_iterator, context: grpc.aio.ServicerContext) -> None:
+        if self.links is None:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "not the leader")
+        await self.links.serve(context)
+
+    async def RunJob(
+        self, request: agent_pb2.RunJobRequest, context: grpc.aio.ServicerContext
+    ) -> agent_pb2.RunJobReply:
+        raft = self.raft
+        if raft is None or not raft.is_leader or self.run_job is None:
+            return agent_pb2.RunJobReply(error="not_leader", reason="this server is not the leader")
+        try:
+            return agent_pb2.RunJobReply(execution_id=await self.run_job(request.job_name))
+        except LookupError as error:
+            return agent_pb2.RunJobReply(error="not_found", reason=str(error).strip("'\""))
+        except NotLeader as error:
+            return agent_pb2.RunJobReply(error="not_leader", reason=str(error))
+        except (RuntimeError, CommandOutcomeUnknown) as error:
+            return agent_pb2.RunJobReply(error="conflict", reason=str(error))
 
     async def Submit(self, request: agent_pb2.CommandBatch, context: grpc.aio.ServicerContext) -> agent_pb2.ResultBatch:
         raft = self.raft
@@ -206,6 +232,10 @@ class RpcClient:
         answer = await self._stub(address).Join(me.to_proto(), timeout=timeout or self.timeout)
         return ClusterView.from_proto(answer)
 
+    def connect(self, address: str) -> grpc.aio.StreamStreamCall:
+        """Open this node's link to the leader at `address` (Agent.Connect); no deadline: it lives long."""
+        return self._stub(address).Connect()
+
     async def submit(
         self, address: str, commands: list[Command], timeout: float
     ) -> tuple[list[CommandResult | Exception], int]:
@@ -222,6 +252,20 @@ class RpcClient:
                 raise CommandOutcomeUnknown(f"leader at {address} unreachable: {error.details()}") from None
             raise CommandOutcomeUnknown(f"forwarding to {address}: {error.code().name} {error.details()}") from None
         return [_outcome(message) for message in answer.results], answer.commit_index
+
+    async def run_job(self, address: str, job_name: str) -> str:
+        """Ask the leader to run a job now; raises NotLeader, LookupError or RuntimeError as the leader's run_now."""
+        try:
+            reply = await self._stub(address).RunJob(agent_pb2.RunJobRequest(job_name=job_name), timeout=self.timeout)
+        except grpc.aio.AioRpcError as error:
+            raise NotLeader(f"the leader at {address} did not answer: {error.code().name}") from None
+        if reply.error == "not_leader":
+            raise NotLeader(reply.reason)
+        if reply.error == "not_found":
+            raise LookupError(reply.reason)
+        if reply.error:
+            raise RuntimeError(reply.reason)
+        return reply.execution_id
 
     async def close(self) -> None:
         stubs, self._stubs = self._stubs, {}

@@ -70,8 +70,11 @@ class ClusterState:
     # execution_key(job, id) -> intent (id, job, slot_ms, group, attempt, node, kind)
     intents: dict[str, dict[str, Any]] = field(default_factory=dict)
     paused: bool = False
-    # node name -> member record (name, raft_address, rpc_address, role, tags): each server commits its own.
+    # node name -> member record (name, raft_address, rpc_address, role, tags, executors, status,
+    # status_changed_ms): servers commit their own, the leader a client's when it registers.
     members: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Bumped whenever `members` changes, so readers can cache what they derive from it.
+    members_version: int = field(default=0, repr=False, compare=False)
     sink: ExecutionSink | None = field(default=None, repr=False, compare=False)
     # Called after each applied command (on the Raft thread): the scheduler's change feed.
     listener: Callable[[Command, CommandResult], None] | None = field(default=None, repr=False, compare=False)
@@ -110,6 +113,7 @@ class ClusterState:
         self.intents = snapshot["intents"]
         self.paused = snapshot["paused"]
         self.members = snapshot.get("members", {})
+        self.members_version += 1
 
 
 def _fill_missing_fields(runtime: JobRuntime) -> None:
@@ -196,22 +200,29 @@ def _set_disabled(state: ClusterState, command: Command) -> CommandResult:
 
 
 def _intent(state: ClusterState, command: Command) -> CommandResult:
-    """Record that an execution is about to start. The same (job, scheduled slot) is accepted once."""
-    intent = command["intent"]
-    job_name = intent["job"]
+    """Record that executions of one job and slot are about to start, one per target node.
+
+    `intents` holds them (`intent`, a single one, is the older form). A scheduled slot is accepted
+    once: a second command for the same (job, scheduled slot) is refused, whichever nodes it names.
+    """
+    intents = command.get("intents") or [command["intent"]]
+    first = intents[0]
+    job_name = first["job"]
     if job_name not in state.jobs:
         return CommandResult(False, f"job {job_name!r} does not exist")
-    key = execution_key(job_name, intent["id"])
-    if key in state.intents:
-        return CommandResult(False, "duplicate", value=state.intents[key])
+    keys = [execution_key(job_name, intent["id"]) for intent in intents]
+    for key in keys:
+        if key in state.intents:
+            return CommandResult(False, "duplicate", value=state.intents[key])
     runtime = state.runtime[job_name]
-    if intent["kind"] == "scheduled" and intent["attempt"] == 1:
+    if first["kind"] == "scheduled" and first["attempt"] == 1:
         last = runtime.last_scheduled_slot_ms
-        if last is not None and intent["slot_ms"] <= last:
-            return CommandResult(False, f"slot {intent['slot_ms']} of job {job_name!r} already has an execution")
-        runtime.last_scheduled_slot_ms = intent["slot_ms"]
-    state.intents[key] = dict(intent)
-    return CommandResult(True, value=intent)
+        if last is not None and first["slot_ms"] <= last:
+            return CommandResult(False, f"slot {first['slot_ms']} of job {job_name!r} already has an execution")
+        runtime.last_scheduled_slot_ms = first["slot_ms"]
+    for key, intent in zip(keys, intents, strict=True):
+        state.intents[key] = dict(intent)
+    return CommandResult(True, value=intents if "intents" in command else first)
 
 
 def _result(state: ClusterState, command: Command) -> CommandResult:
@@ -279,19 +290,47 @@ def _pause(state: ClusterState, command: Command) -> CommandResult:
 
 
 def _put_member(state: ClusterState, command: Command) -> CommandResult:
-    """Record a server (name, raft_address, rpc_address, role, tags); the same record again changes nothing."""
+    """Record a node (name, addresses, role, tags, executors, status); the same record again changes nothing.
+
+    Servers commit their own record; the leader commits a client's when its link registers.
+    """
     member = command["member"]
+    previous = state.members.get(member["name"]) or {}
     record = {
         "name": member["name"],
-        "raft_address": member["raft_address"],
-        "rpc_address": member["rpc_address"],
+        "raft_address": member.get("raft_address", ""),
+        "rpc_address": member.get("rpc_address", ""),
         "role": member.get("role", "server"),
         "tags": dict(member.get("tags") or {}),
+        "executors": sorted(member.get("executors") or previous.get("executors") or []),
+        "status": member.get("status") or previous.get("status") or "alive",
+        "status_changed_ms": previous.get("status_changed_ms"),
     }
-    if state.members.get(record["name"]) == record:
+    if record["status"] != previous.get("status"):
+        record["status_changed_ms"] = command.get("at_ms")
+    if previous == record:
         return CommandResult(True, "unchanged", value=record)
     state.members[record["name"]] = record
+    state.members_version += 1
     return CommandResult(True, value=record)
+
+
+def _set_member_status(state: ClusterState, command: Command) -> CommandResult:
+    """A node's status changed (alive, failed, left): the only heartbeat news that is committed."""
+    record = state.members.get(command["name"])
+    if record is None:
+        return CommandResult(False, f"node {command['name']!r} is not a member")
+    if record.get("status") == command["status"]:
+        return CommandResult(True, "unchanged", value=record)
+    state.members[command["name"]] = {**record, "status": command["status"], "status_changed_ms": command.get("at_ms")}
+    state.members_version += 1
+    return CommandResult(True, value=state.members[command["name"]])
+
+
+def _remove_member(state: ClusterState, command: Command) -> CommandResult:
+    """Forget a node (after `raft remove-peer`, or a left client that an operator removes)."""
+    state.members_version += 1
+    return CommandResult(True, value=state.members.pop(command["name"], None))
 
 
 _HANDLERS: dict[str, Callable[[ClusterState, Command], CommandResult]] = {
@@ -304,4 +343,6 @@ _HANDLERS: dict[str, Callable[[ClusterState, Command], CommandResult]] = {
     "clear_executions": _clear_executions,
     "pause": _pause,
     "put_member": _put_member,
+    "set_member_status": _set_member_status,
+    "remove_member": _remove_member,
 }

@@ -28,6 +28,7 @@ STATUS_TEXT = {
     STATUS_LEFT: "left",
     STATUS_FAILED: "failed",
 }
+STATUS_BY_TEXT = {text: status for status, text in STATUS_TEXT.items()}
 ROLES = ("server", "client")
 # What a Dkron 4 node reports; horae speaks no Serf protocol, these only keep clients' parsers happy.
 SERF_PROTOCOL = {

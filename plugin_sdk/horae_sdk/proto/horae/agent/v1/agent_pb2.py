@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ahorae/agent/v1/agent.proto\x12\x0ehorae.agent.v1\"\xab\x01\n\nServerInfo\x12\x11\n\tnode_name\x18\x01 \x01(\t\x12\x14\n\x0craft_address\x18\x02 \x01(\t\x12\x13\n\x0brpc_address\x18\x03 \x01(\t\x12\x32\n\x04tags\x18\x04 \x03(\x0b\x32$.horae.agent.v1.ServerInfo.TagsEntry\x1a+\n\tTagsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"}\n\x0b\x43lusterView\x12+\n\x07servers\x18\x01 \x03(\x0b\x32\x1a.horae.agent.v1.ServerInfo\x12\x0e\n\x06\x66ormed\x18\x02 \x01(\x08\x12\x1b\n\x13leader_raft_address\x18\x03 \x01(\t\x12\x14\n\x0craft_members\x18\x04 \x03(\t\">\n\x0c\x43ommandBatch\x12\x15\n\rcommands_json\x18\x01 \x03(\x0c\x12\x17\n\x0ftimeout_seconds\x18\x02 \x01(\x01\"G\n\x06Result\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nvalue_json\x18\x03 \x01(\x0c\x12\r\n\x05\x65rror\x18\x04 \x01(\t\"L\n\x0bResultBatch\x12\'\n\x07results\x18\x01 \x03(\x0b\x32\x16.horae.agent.v1.Result\x12\x14\n\x0c\x63ommit_index\x18\x02 \x01(\x04\x32\xcf\x01\n\x05\x41gent\x12@\n\x05Hello\x12\x1a.horae.agent.v1.ServerInfo\x1a\x1b.horae.agent.v1.ClusterView\x12\x43\n\x06Submit\x12\x1c.horae.agent.v1.CommandBatch\x1a\x1b.horae.agent.v1.ResultBatch\x12?\n\x04Join\x12\x1a.horae.agent.v1.ServerInfo\x1a\x1b.horae.agent.v1.ClusterViewB\x10Z\x0ehorae/agent/v1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ahorae/agent/v1/agent.proto\x12\x0ehorae.agent.v1\"\xab\x01\n\nServerInfo\x12\x11\n\tnode_name\x18\x01 \x01(\t\x12\x14\n\x0craft_address\x18\x02 \x01(\t\x12\x13\n\x0brpc_address\x18\x03 \x01(\t\x12\x32\n\x04tags\x18\x04 \x03(\x0b\x32$.horae.agent.v1.ServerInfo.TagsEntry\x1a+\n\tTagsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"}\n\x0b\x43lusterView\x12+\n\x07servers\x18\x01 \x03(\x0b\x32\x1a.horae.agent.v1.ServerInfo\x12\x0e\n\x06\x66ormed\x18\x02 \x01(\x08\x12\x1b\n\x13leader_raft_address\x18\x03 \x01(\t\x12\x14\n\x0craft_members\x18\x04 \x03(\t\">\n\x0c\x43ommandBatch\x12\x15\n\rcommands_json\x18\x01 \x03(\x0c\x12\x17\n\x0ftimeout_seconds\x18\x02 \x01(\x01\"G\n\x06Result\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nvalue_json\x18\x03 \x01(\x0c\x12\r\n\x05\x65rror\x18\x04 \x01(\t\"L\n\x0bResultBatch\x12\'\n\x07results\x18\x01 \x03(\x0b\x32\x16.horae.agent.v1.Result\x12\x14\n\x0c\x63ommit_index\x18\x02 \x01(\x04\"\xc8\x01\n\x08NodeInfo\x12\x11\n\tnode_name\x18\x01 \x01(\t\x12\x13\n\x0brpc_address\x18\x02 \x01(\t\x12\x14\n\x0craft_address\x18\x03 \x01(\t\x12\x30\n\x04tags\x18\x04 \x03(\x0b\x32\".horae.agent.v1.NodeInfo.TagsEntry\x12\x0c\n\x04role\x18\x05 \x01(\t\x12\x11\n\texecutors\x18\x06 \x03(\t\x1a+\n\tTagsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"6\n\x0c\x45xecutionRef\x12\x10\n\x08job_name\x18\x01 \x01(\t\x12\x14\n\x0c\x65xecution_id\x18\x02 \x01(\t\"\x93\x01\n\x08Register\x12&\n\x04node\x18\x01 \x01(\x0b\x32\x18.horae.agent.v1.NodeInfo\x12-\n\x07running\x18\x02 \x03(\x0b\x32\x1c.horae.agent.v1.ExecutionRef\x12\x30\n\nunreported\x18\x03 \x03(\x0b\x32\x1c.horae.agent.v1.ExecutionRef\"\x0b\n\tHeartbeat\"\t\n\x07Leaving\"Z\n\x10\x45xecutionStarted\x12/\n\texecution\x18\x01 \x01(\x0b\x32\x1c.horae.agent.v1.ExecutionRef\x12\x15\n\rstarted_at_ms\x18\x02 \x01(\x03\"Q\n\x0f\x45xecutionOutput\x12/\n\texecution\x18\x01 \x01(\x0b\x32\x1c.horae.agent.v1.ExecutionRef\x12\r\n\x05\x63hunk\x18\x02 \x01(\x0c\"A\n\x0f\x45xecutionResult\x12\x16\n\x0e\x65xecution_json\x18\x01 \x01(\x0c\x12\x16\n\x0e\x66inished_at_ms\x18\x02 \x01(\x03\"\xba\x02\n\x0bNodeMessage\x12,\n\x08register\x18\x01 \x01(\x0b\x32\x18.horae.agent.v1.RegisterH\x00\x12.\n\theartbeat\x18\x02 \x01(\x0b\x32\x19.horae.agent.v1.HeartbeatH\x00\x12\x33\n\x07started\x18\x03 \x01(\x0b\x32 .horae.agent.v1.ExecutionStartedH\x00\x12\x31\n\x06output\x18\x04 \x01(\x0b\x32\x1f.horae.agent.v1.ExecutionOutputH\x00\x12\x31\n\x06result\x18\x05 \x01(\x0b\x32\x1f.horae.agent.v1.ExecutionResultH\x00\x12*\n\x07leaving\x18\x06 \x01(\x0b\x32\x17.horae.agent.v1.LeavingH\x00\x42\x06\n\x04\x62ody\"9\n\x07Welcome\x12\x13\n\x0bleader_name\x18\x01 \x01(\t\x12\x19\n\x11heartbeat_seconds\x18\x02 \x01(\x01\"\x90\x01\n\x0cRunExecution\x12\x10\n\x08job_json\x18\x01 \x01(\x0c\x12/\n\texecution\x18\x02 \x01(\x0b\x32\x1c.horae.agent.v1.ExecutionRef\x12\x0f\n\x07slot_ms\x18\x03 \x01(\x03\x12\r\n\x05group\x18\x04 \x01(\x03\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\r\x12\x0c\n\x04kind\x18\x06 \x01(\t\"P\n\rStopExecution\x12/\n\texecution\x18\x01 \x01(\x0b\x32\x1c.horae.agent.v1.ExecutionRef\x12\x0e\n\x06reason\x18\x02 \x01(\t\"A\n\x0eResultRecorded\x12/\n\texecution\x18\x01 \x01(\x0b\x32\x1c.horae.agent.v1.ExecutionRef\"\xd3\x01\n\rLeaderMessage\x12*\n\x07welcome\x18\x01 \x01(\x0b\x32\x17.horae.agent.v1.WelcomeH\x00\x12+\n\x03run\x18\x02 \x01(\x0b\x32\x1c.horae.agent.v1.RunExecutionH\x00\x12-\n\x04stop\x18\x03 \x01(\x0b\x32\x1d.horae.agent.v1.StopExecutionH\x00\x12\x32\n\x08recorded\x18\x04 \x01(\x0b\x32\x1e.horae.agent.v1.ResultRecordedH\x00\x42\x06\n\x04\x62ody\"!\n\rRunJobRequest\x12\x10\n\x08job_name\x18\x01 \x01(\t\"B\n\x0bRunJobReply\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\r\n\x05\x65rror\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t2\xe0\x02\n\x05\x41gent\x12@\n\x05Hello\x12\x1a.horae.agent.v1.ServerInfo\x1a\x1b.horae.agent.v1.ClusterView\x12\x43\n\x06Submit\x12\x1c.horae.agent.v1.CommandBatch\x1a\x1b.horae.agent.v1.ResultBatch\x12?\n\x04Join\x12\x1a.horae.agent.v1.ServerInfo\x1a\x1b.horae.agent.v1.ClusterView\x12I\n\x07\x43onnect\x12\x1b.horae.agent.v1.NodeMessage\x1a\x1d.horae.agent.v1.LeaderMessage(\x01\x30\x01\x12\x44\n\x06RunJob\x12\x1d.horae.agent.v1.RunJobRequest\x1a\x1b.horae.agent.v1.RunJobReplyB\x10Z\x0ehorae/agent/v1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,6 +35,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'Z\016horae/agent/v1'
   _globals['_SERVERINFO_TAGSENTRY']._loaded_options = None
   _globals['_SERVERINFO_TAGSENTRY']._serialized_options = b'8\001'
+  _globals['_NODEINFO_TAGSENTRY']._loaded_options = None
+  _globals['_NODEINFO_TAGSENTRY']._serialized_options = b'8\001'
   _globals['_SERVERINFO']._serialized_start=47
   _globals['_SERVERINFO']._serialized_end=218
   _globals['_SERVERINFO_TAGSENTRY']._serialized_start=175
@@ -47,6 +49,40 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RESULT']._serialized_end=482
   _globals['_RESULTBATCH']._serialized_start=484
   _globals['_RESULTBATCH']._serialized_end=560
-  _globals['_AGENT']._serialized_start=563
-  _globals['_AGENT']._serialized_end=770
+  _globals['_NODEINFO']._serialized_start=563
+  _globals['_NODEINFO']._serialized_end=763
+  _globals['_NODEINFO_TAGSENTRY']._serialized_start=175
+  _globals['_NODEINFO_TAGSENTRY']._serialized_end=218
+  _globals['_EXECUTIONREF']._serialized_start=765
+  _globals['_EXECUTIONREF']._serialized_end=819
+  _globals['_REGISTER']._serialized_start=822
+  _globals['_REGISTER']._serialized_end=969
+  _globals['_HEARTBEAT']._serialized_start=971
+  _globals['_HEARTBEAT']._serialized_end=982
+  _globals['_LEAVING']._serialized_start=984
+  _globals['_LEAVING']._serialized_end=993
+  _globals['_EXECUTIONSTARTED']._serialized_start=995
+  _globals['_EXECUTIONSTARTED']._serialized_end=1085
+  _globals['_EXECUTIONOUTPUT']._serialized_start=1087
+  _globals['_EXECUTIONOUTPUT']._serialized_end=1168
+  _globals['_EXECUTIONRESULT']._serialized_start=1170
+  _globals['_EXECUTIONRESULT']._serialized_end=1235
+  _globals['_NODEMESSAGE']._serialized_start=1238
+  _globals['_NODEMESSAGE']._serialized_end=1552
+  _globals['_WELCOME']._serialized_start=1554
+  _globals['_WELCOME']._serialized_end=1611
+  _globals['_RUNEXECUTION']._serialized_start=1614
+  _globals['_RUNEXECUTION']._serialized_end=1758
+  _globals['_STOPEXECUTION']._serialized_start=1760
+  _globals['_STOPEXECUTION']._serialized_end=1840
+  _globals['_RESULTRECORDED']._serialized_start=1842
+  _globals['_RESULTRECORDED']._serialized_end=1907
+  _globals['_LEADERMESSAGE']._serialized_start=1910
+  _globals['_LEADERMESSAGE']._serialized_end=2121
+  _globals['_RUNJOBREQUEST']._serialized_start=2123
+  _globals['_RUNJOBREQUEST']._serialized_end=2156
+  _globals['_RUNJOBREPLY']._serialized_start=2158
+  _globals['_RUNJOBREPLY']._serialized_end=2224
+  _globals['_AGENT']._serialized_start=2227
+  _globals['_AGENT']._serialized_end=2579
 # @@protoc_insertion_point(module_scope)

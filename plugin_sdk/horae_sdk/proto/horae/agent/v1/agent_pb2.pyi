@@ -65,3 +65,158 @@ class ResultBatch(_message.Message):
     results: _containers.RepeatedCompositeFieldContainer[Result]
     commit_index: int
     def __init__(self, results: _Optional[_Iterable[_Union[Result, _Mapping]]] = ..., commit_index: _Optional[int] = ...) -> None: ...
+
+class NodeInfo(_message.Message):
+    __slots__ = ("node_name", "rpc_address", "raft_address", "tags", "role", "executors")
+    class TagsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NODE_NAME_FIELD_NUMBER: _ClassVar[int]
+    RPC_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    RAFT_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    EXECUTORS_FIELD_NUMBER: _ClassVar[int]
+    node_name: str
+    rpc_address: str
+    raft_address: str
+    tags: _containers.ScalarMap[str, str]
+    role: str
+    executors: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, node_name: _Optional[str] = ..., rpc_address: _Optional[str] = ..., raft_address: _Optional[str] = ..., tags: _Optional[_Mapping[str, str]] = ..., role: _Optional[str] = ..., executors: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ExecutionRef(_message.Message):
+    __slots__ = ("job_name", "execution_id")
+    JOB_NAME_FIELD_NUMBER: _ClassVar[int]
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    job_name: str
+    execution_id: str
+    def __init__(self, job_name: _Optional[str] = ..., execution_id: _Optional[str] = ...) -> None: ...
+
+class Register(_message.Message):
+    __slots__ = ("node", "running", "unreported")
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    UNREPORTED_FIELD_NUMBER: _ClassVar[int]
+    node: NodeInfo
+    running: _containers.RepeatedCompositeFieldContainer[ExecutionRef]
+    unreported: _containers.RepeatedCompositeFieldContainer[ExecutionRef]
+    def __init__(self, node: _Optional[_Union[NodeInfo, _Mapping]] = ..., running: _Optional[_Iterable[_Union[ExecutionRef, _Mapping]]] = ..., unreported: _Optional[_Iterable[_Union[ExecutionRef, _Mapping]]] = ...) -> None: ...
+
+class Heartbeat(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Leaving(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ExecutionStarted(_message.Message):
+    __slots__ = ("execution", "started_at_ms")
+    EXECUTION_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    execution: ExecutionRef
+    started_at_ms: int
+    def __init__(self, execution: _Optional[_Union[ExecutionRef, _Mapping]] = ..., started_at_ms: _Optional[int] = ...) -> None: ...
+
+class ExecutionOutput(_message.Message):
+    __slots__ = ("execution", "chunk")
+    EXECUTION_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    execution: ExecutionRef
+    chunk: bytes
+    def __init__(self, execution: _Optional[_Union[ExecutionRef, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
+
+class ExecutionResult(_message.Message):
+    __slots__ = ("execution_json", "finished_at_ms")
+    EXECUTION_JSON_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    execution_json: bytes
+    finished_at_ms: int
+    def __init__(self, execution_json: _Optional[bytes] = ..., finished_at_ms: _Optional[int] = ...) -> None: ...
+
+class NodeMessage(_message.Message):
+    __slots__ = ("register", "heartbeat", "started", "output", "result", "leaving")
+    REGISTER_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    STARTED_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    LEAVING_FIELD_NUMBER: _ClassVar[int]
+    register: Register
+    heartbeat: Heartbeat
+    started: ExecutionStarted
+    output: ExecutionOutput
+    result: ExecutionResult
+    leaving: Leaving
+    def __init__(self, register: _Optional[_Union[Register, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., started: _Optional[_Union[ExecutionStarted, _Mapping]] = ..., output: _Optional[_Union[ExecutionOutput, _Mapping]] = ..., result: _Optional[_Union[ExecutionResult, _Mapping]] = ..., leaving: _Optional[_Union[Leaving, _Mapping]] = ...) -> None: ...
+
+class Welcome(_message.Message):
+    __slots__ = ("leader_name", "heartbeat_seconds")
+    LEADER_NAME_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    leader_name: str
+    heartbeat_seconds: float
+    def __init__(self, leader_name: _Optional[str] = ..., heartbeat_seconds: _Optional[float] = ...) -> None: ...
+
+class RunExecution(_message.Message):
+    __slots__ = ("job_json", "execution", "slot_ms", "group", "attempt", "kind")
+    JOB_JSON_FIELD_NUMBER: _ClassVar[int]
+    EXECUTION_FIELD_NUMBER: _ClassVar[int]
+    SLOT_MS_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    job_json: bytes
+    execution: ExecutionRef
+    slot_ms: int
+    group: int
+    attempt: int
+    kind: str
+    def __init__(self, job_json: _Optional[bytes] = ..., execution: _Optional[_Union[ExecutionRef, _Mapping]] = ..., slot_ms: _Optional[int] = ..., group: _Optional[int] = ..., attempt: _Optional[int] = ..., kind: _Optional[str] = ...) -> None: ...
+
+class StopExecution(_message.Message):
+    __slots__ = ("execution", "reason")
+    EXECUTION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    execution: ExecutionRef
+    reason: str
+    def __init__(self, execution: _Optional[_Union[ExecutionRef, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ResultRecorded(_message.Message):
+    __slots__ = ("execution",)
+    EXECUTION_FIELD_NUMBER: _ClassVar[int]
+    execution: ExecutionRef
+    def __init__(self, execution: _Optional[_Union[ExecutionRef, _Mapping]] = ...) -> None: ...
+
+class LeaderMessage(_message.Message):
+    __slots__ = ("welcome", "run", "stop", "recorded")
+    WELCOME_FIELD_NUMBER: _ClassVar[int]
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    STOP_FIELD_NUMBER: _ClassVar[int]
+    RECORDED_FIELD_NUMBER: _ClassVar[int]
+    welcome: Welcome
+    run: RunExecution
+    stop: StopExecution
+    recorded: ResultRecorded
+    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., run: _Optional[_Union[RunExecution, _Mapping]] = ..., stop: _Optional[_Union[StopExecution, _Mapping]] = ..., recorded: _Optional[_Union[ResultRecorded, _Mapping]] = ...) -> None: ...
+
+class RunJobRequest(_message.Message):
+    __slots__ = ("job_name",)
+    JOB_NAME_FIELD_NUMBER: _ClassVar[int]
+    job_name: str
+    def __init__(self, job_name: _Optional[str] = ...) -> None: ...
+
+class RunJobReply(_message.Message):
+    __slots__ = ("execution_id", "error", "reason")
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    execution_id: str
+    error: str
+    reason: str
+    def __init__(self, execution_id: _Optional[str] = ..., error: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...

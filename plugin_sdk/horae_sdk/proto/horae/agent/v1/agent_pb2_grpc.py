@@ -50,6 +50,16 @@ class AgentStub:
                 request_serializer=horae_dot_agent_dot_v1_dot_agent__pb2.ServerInfo.SerializeToString,
                 response_deserializer=horae_dot_agent_dot_v1_dot_agent__pb2.ClusterView.FromString,
                 _registered_method=True)
+        self.Connect = channel.stream_stream(
+                '/horae.agent.v1.Agent/Connect',
+                request_serializer=horae_dot_agent_dot_v1_dot_agent__pb2.NodeMessage.SerializeToString,
+                response_deserializer=horae_dot_agent_dot_v1_dot_agent__pb2.LeaderMessage.FromString,
+                _registered_method=True)
+        self.RunJob = channel.unary_unary(
+                '/horae.agent.v1.Agent/RunJob',
+                request_serializer=horae_dot_agent_dot_v1_dot_agent__pb2.RunJobRequest.SerializeToString,
+                response_deserializer=horae_dot_agent_dot_v1_dot_agent__pb2.RunJobReply.FromString,
+                _registered_method=True)
 
 
 class AgentServicer:
@@ -76,6 +86,21 @@ class AgentServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Connect(self, request_iterator, context):
+        """One long-lived link per node to the leader, many executions multiplexed on it: heartbeats, output and
+        results up; executions to run and to stop down. A server that does not lead refuses it (FAILED_PRECONDITION).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RunJob(self, request, context):
+        """Run a job now (`POST /v1/jobs/{name}` on a follower): only the leader picks nodes and sends executions.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -93,6 +118,16 @@ def add_AgentServicer_to_server(servicer, server):
                     servicer.Join,
                     request_deserializer=horae_dot_agent_dot_v1_dot_agent__pb2.ServerInfo.FromString,
                     response_serializer=horae_dot_agent_dot_v1_dot_agent__pb2.ClusterView.SerializeToString,
+            ),
+            'Connect': grpc.stream_stream_rpc_method_handler(
+                    servicer.Connect,
+                    request_deserializer=horae_dot_agent_dot_v1_dot_agent__pb2.NodeMessage.FromString,
+                    response_serializer=horae_dot_agent_dot_v1_dot_agent__pb2.LeaderMessage.SerializeToString,
+            ),
+            'RunJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.RunJob,
+                    request_deserializer=horae_dot_agent_dot_v1_dot_agent__pb2.RunJobRequest.FromString,
+                    response_serializer=horae_dot_agent_dot_v1_dot_agent__pb2.RunJobReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -176,6 +211,60 @@ class Agent:
             '/horae.agent.v1.Agent/Join',
             horae_dot_agent_dot_v1_dot_agent__pb2.ServerInfo.SerializeToString,
             horae_dot_agent_dot_v1_dot_agent__pb2.ClusterView.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Connect(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/horae.agent.v1.Agent/Connect',
+            horae_dot_agent_dot_v1_dot_agent__pb2.NodeMessage.SerializeToString,
+            horae_dot_agent_dot_v1_dot_agent__pb2.LeaderMessage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RunJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/horae.agent.v1.Agent/RunJob',
+            horae_dot_agent_dot_v1_dot_agent__pb2.RunJobRequest.SerializeToString,
+            horae_dot_agent_dot_v1_dot_agent__pb2.RunJobReply.FromString,
             options,
             channel_credentials,
             insecure,
