@@ -200,7 +200,14 @@ class HoraeService:
         self.job(name)
         stored = await asyncio.to_thread(self.store.executions, name)
         live = [self._running_view(r) for r in self.running.for_job(name)]
-        return stored + live
+        known = {view["id"] for view in live}
+        # Executions running elsewhere, as the committed intents show them (a follower has no live view).
+        started = [
+            self._intent_view(intent)
+            for intent in list(self.state.intents.values())
+            if intent["job"] == name and intent["id"] not in known
+        ]
+        return stored + live + started
 
     async def execution(self, name: str, execution_id: str) -> dict[str, Any]:
         running = self.running.get(name, execution_id)
@@ -217,6 +224,22 @@ class HoraeService:
             raise NotFound(f"no running execution {execution_id!r} of job {name!r} on this node")
         self.running.stop(name, execution_id)
         return self._running_view(running)
+
+    @staticmethod
+    def _intent_view(intent: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": intent["id"],
+            "job_name": intent["job"],
+            "started_at": None,
+            "finished_at": None,
+            "success": False,
+            "output": "",
+            "node_name": intent.get("node") or "",
+            "group": intent["group"],
+            "attempt": intent["attempt"],
+            "slot": format_ms(intent["slot_ms"]),
+            "running": True,
+        }
 
     def busy(self) -> list[dict[str, Any]]:
         return [self._running_view(r) for r in self.running]

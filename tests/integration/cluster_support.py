@@ -1,0 +1,120 @@
+"""Helpers for tests that run several real `horae agent` processes as one cluster on 127.0.0.1."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from tests.integration.agent_process import AgentProcess
+from tests.support import wait_until
+
+FORM_TIMEOUT = 45.0
+FAILOVER_TIMEOUT = 20.0
+REPLICATION_TIMEOUT = 10.0
+
+
+def noop_job(name: str) -> dict:
+    return {"name": name, "schedule": "@manually", "executor": "noop", "executor_config": {"text": "hi"}}
+
+
+def get(agent: AgentProcess, path: str) -> httpx.Response | None:
+    try:
+        return httpx.get(f"{agent.url}{path}", timeout=2.0)
+    except httpx.HTTPError:
+        return None
+
+
+def leader_name(agent: AgentProcess) -> str | None:
+    response = get(agent, "/v1/leader")
+    return response.json()["Name"] if response is not None and response.status_code == 200 else None
+
+
+def member_names(agent: AgentProcess) -> list[str]:
+    response = get(agent, "/v1/members")
+    return sorted(m["Name"] for m in response.json()) if response is not None and response.status_code == 200 else []
+
+
+def agreed_leader(agents: list[AgentProcess], timeout: float) -> str:
+    """The leader every agent reports, once they all report the same one, and it is one of them."""
+    alive = {agent.node_name for agent in agents}
+
+    def agreed() -> str | None:
+        names = {leader_name(agent) for agent in agents}
+        return names.pop() if len(names) == 1 and names <= alive else None
+
+    return wait_until(agreed, timeout, 0.1, "all servers to report the same leader")  # type: ignore[return-value]
+
+
+def has_job(agent: AgentProcess, name: str) -> bool:
+    response = get(agent, f"/v1/jobs/{name}")
+    return response is not None and response.status_code == 200
+
+
+def start_cluster(root: Path, count: int) -> list[AgentProcess]:
+    agents = [AgentProcess(root / f"s{i}", node_name=f"s{i}", dev=False) for i in range(1, count + 1)]
+    for agent in agents:
+        others = [a.rpc_address for a in agents if a is not agent]
+        joins = [arg for address in others for arg in ("--join", address)]
+        agent.extra_args = ["--server", "--bootstrap-expect", str(count), *joins]
+    for agent in agents:
+        agent.start(wait_healthy=False)
+    for agent in agents:
+        agent.wait_healthy(FORM_TIMEOUT)
+    return agents
+
+
+def stop_all(agents: list[AgentProcess]) -> None:
+    problems = []
+    for agent in agents:
+        if agent.process is not None and agent.process.poll() is None:
+            code = agent.stop()
+            if code != 0:
+                problems.append(f"{agent.node_name} exited with {code}:\n{agent.log_text()}")
+    assert not problems, "\n".join(problems)
+
+
+def by_name(agents: list[AgentProcess], name: str) -> AgentProcess:
+    return next(agent for agent in agents if agent.node_name == name)
+
+
+def start_client(root: Path, name: str, servers: list[AgentProcess], tags: dict[str, str]) -> AgentProcess:
+    """A client agent (no --server) that joins through the given servers; it serves no HTTP API."""
+    client = AgentProcess(root / name, node_name=name, dev=False)
+    client.extra_args = [
+        *(arg for server in servers for arg in ("--join", server.rpc_address)),
+        *(arg for key, value in tags.items() for arg in ("--tag", f"{key}={value}")),
+    ]
+    return client.start(wait_healthy=False)
+
+
+def members(agent: AgentProcess) -> dict[str, dict]:
+    response = get(agent, "/v1/members")
+    if response is None or response.status_code != 200:
+        return {}
+    return {member["Name"]: member for member in response.json()}
+
+
+def wait_status(agent: AgentProcess, name: str, status: str, timeout: float) -> dict:
+    """The member record of `name` as `agent` reports it, once its status is `status`."""
+
+    def found() -> dict | None:
+        member = members(agent).get(name)
+        return member if member is not None and member["statusText"] == status else None
+
+    return wait_until(found, timeout, 0.1, f"{name} to be {status} on {agent.node_name}")  # type: ignore[return-value]
+
+
+def executions(agent: AgentProcess, job: str) -> list[dict]:
+    response = get(agent, f"/v1/jobs/{job}/executions")
+    return response.json() if response is not None and response.status_code == 200 else []
+
+
+def finished(agent: AgentProcess, job: str, count: int, timeout: float) -> list[dict]:
+    """The job's executions once `count` of them have finished."""
+
+    def done() -> list[dict] | None:
+        found = [e for e in executions(agent, job) if e.get("finished_at")]
+        return found if len(found) >= count else None
+
+    return wait_until(done, timeout, 0.1, f"{count} finished executions of {job}")  # type: ignore[return-value]
