@@ -21,10 +21,16 @@ $(NODE_STAMP): $(NODE_EXAMPLE)/package.json $(NODE_EXAMPLE)/package-lock.json
 	cd $(NODE_EXAMPLE) && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+# The Go example plugin, built offline from Debian's Go, go-plugin and grpc (installed first when
+# run as root; otherwise the script says which packages to install). Go's cache makes a rebuild ~1 s.
+.PHONY: go-example
+go-example:
+	sh scripts/build_go_example.sh
+
 run: install
 	$(VENV)/bin/horae agent --dev
 
-test: install
+test: install go-example
 	$(PY) -m pytest tests -q
 
 bench: install
