@@ -168,6 +168,10 @@ class Dispatcher:
             wanted = job.get("executor") or ""
             nodes = [only.name] if not only.executors or not wanted or wanted in only.executors else []
         else:
+            if not job.get("tags"):
+                # Untagged: any one node will do, so not one that has yet to link to this leader.
+                linked = self._links.linked_nodes() | {self._node_name}
+                candidates = [c for c in candidates if c.name in linked] or candidates
             busy = self._busy
             nodes = select_targets(
                 job.get("tags") or {},
@@ -189,7 +193,11 @@ class Dispatcher:
         ]
 
     def _alive_candidates(self) -> list[Candidate]:
-        """Alive members plus this node (as it knows itself), rebuilt only when the members change."""
+        """Alive members plus this node (as it knows itself), rebuilt only when the members change.
+
+        A node that is alive but not linked to this leader yet (it just took over) is a candidate
+        too: its execution waits for the link (see `_run_remote`).
+        """
         version, cached = self._candidates
         if version != self._state.members_version:
             found = {c.name: c for c in candidates_from_members(self._state.members, {})}
@@ -254,8 +262,10 @@ class Dispatcher:
         running.task = asyncio.current_task()
         self._running.add(running)
         try:
-            if not self._links.run(node, job, intent):
-                reason = f"node {node} is not linked to the leader"
+            # Right after a leader change nodes are still linking: give them their heartbeat deadline.
+            linked = await self._links.wait_linked(node, self._links.heartbeats.failure_seconds)
+            if not linked or not self._links.run(node, job, intent):
+                reason = f"node {node} did not link to the leader within its heartbeat deadline"
                 await self._close_intent(intent, reason)
                 return self._failed_record(intent, reason, None, int(self._clock() * 1000))
             return await waiter

@@ -28,8 +28,8 @@ log = logging.getLogger("horae.worker")
 
 # Executions acknowledged by a leader are remembered this long (by count), to refuse a repeated run request.
 RECENTLY_DONE = 10_000
-RECONNECT_SECONDS = 0.2
-MAX_RECONNECT_SECONDS = 2.0
+RECONNECT_SECONDS = 0.1
+MAX_RECONNECT_SECONDS = 1.0
 
 LeaderFinder = Callable[[], Awaitable[str | None]]
 

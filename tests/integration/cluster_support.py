@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -118,3 +121,61 @@ def finished(agent: AgentProcess, job: str, count: int, timeout: float) -> list[
         return found if len(found) >= count else None
 
     return wait_until(done, timeout, 0.1, f"{count} finished executions of {job}")  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def running_cluster(root: Path, count: int = 3) -> Iterator[list[AgentProcess]]:
+    """`count` servers formed into one cluster; stopped (and their logs printed, shown on failure) after."""
+    agents: list[AgentProcess] = []
+    try:
+        agents = start_cluster(root, count)
+        yield agents
+    finally:
+        try:
+            stop_all(agents)
+        finally:
+            for agent in agents:
+                print(f"----- {agent.node_name} log -----\n{agent.log_text(20000)}")
+
+
+def every_second_job(name: str, catchup: str = "30s") -> dict:
+    return {
+        "name": name,
+        "schedule": "@every 1s",
+        "executor": "noop",
+        "executor_config": {"text": name},
+        "catchup": catchup,
+    }
+
+
+def slot_ms(execution: dict) -> int:
+    moment = datetime.datetime.fromisoformat(execution["slot"].replace("Z", "+00:00"))
+    return round(moment.timestamp() * 1000)
+
+
+def slot_ledger(agent: AgentProcess, jobs: list[str]) -> dict[str, list[int]]:
+    """Each job's executions' slots (Unix ms), sorted, duplicates kept.
+
+    An execution still open counts: its slot is taken, and it gets exactly one result (a node that
+    died with it gets a failed one once its heartbeat deadline passes).
+    """
+    ledger = {}
+    for job in jobs:
+        by_id = {e["id"]: e for e in executions(agent, job)}
+        ledger[job] = sorted(slot_ms(e) for e in by_id.values())
+    return ledger
+
+
+def doubled_and_missing(ledger: dict[str, list[int]], period_ms: int = 1000) -> tuple[list, list]:
+    """(job, slot) pairs that ran more than once, and slots missing between each job's first and last run."""
+    doubled, missing = [], []
+    for job, slots in ledger.items():
+        seen: set[int] = set()
+        for slot in slots:
+            if slot in seen:
+                doubled.append((job, slot))
+            seen.add(slot)
+        if slots:
+            expected = set(range(slots[0], slots[-1] + 1, period_ms))
+            missing.extend((job, slot) for slot in sorted(expected - seen))
+    return doubled, missing

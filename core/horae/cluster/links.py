@@ -88,12 +88,28 @@ class NodeLinks:
         self._leader_name = leader_name
         self._heartbeat_seconds = heartbeat_seconds
         self._links: dict[str, NodeLink] = {}
+        # Set while a node is linked: a new leader's first executions wait for their nodes to link.
+        self._linked: dict[str, asyncio.Event] = {}
         self._tasks: set[asyncio.Task] = set()
         self.events: LinkEvents | None = None
         self.leading = False
 
     # -- used by the dispatcher ------------------------------------------------------------------
     def connected(self, node: str) -> bool:
+        return node in self._links
+
+    def linked_nodes(self) -> set[str]:
+        return set(self._links)
+
+    async def wait_linked(self, node: str, timeout: float) -> bool:
+        """True once `node` is linked (at once if it is); False after `timeout` seconds."""
+        if node in self._links:
+            return True
+        event = self._linked.setdefault(node, asyncio.Event())
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except TimeoutError:
+            return False
         return node in self._links
 
     def send(self, node: str, message: agent_pb2.LeaderMessage) -> bool:
@@ -147,10 +163,9 @@ class NodeLinks:
         register = first.register
         name = register.node.node_name
         link = NodeLink(name)
-        previous = self._links.get(name)
+        previous = self._links.pop(name, None)
         if previous is not None:
             previous.close()
-        self._links[name] = link
         self.heartbeats.beat(name)
         reader = asyncio.create_task(self._read(context, link))
         writer = asyncio.create_task(self._write(context, link))
@@ -163,6 +178,8 @@ class NodeLinks:
             )
             live = {key_of(r) for r in register.running} | {key_of(r) for r in register.unreported}
             await self.events.node_registered(name, live)
+            self._links[name] = link
+            self._linked.setdefault(name, asyncio.Event()).set()
             log.info("node linked", extra=fields(node=name, running=len(register.running)))
             await link.closed.wait()
         finally:
@@ -171,6 +188,9 @@ class NodeLinks:
             await asyncio.gather(reader, writer, return_exceptions=True)
             if self._links.get(name) is link:
                 del self._links[name]
+                event = self._linked.get(name)
+                if event is not None:
+                    event.clear()
             log.info("node unlinked", extra=fields(node=name))
 
     async def _register(self, register: agent_pb2.Register) -> None:
