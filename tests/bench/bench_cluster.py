@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import psutil
 
+from horae.scheduler import DEFAULT_LEAD_SECONDS
 from horae.table import format_table
 from tests.bench.bench_scheduler import create_all, delete_all, executions_of, ms_of, percentile, steady
 from tests.integration.agent_process import AgentProcess
@@ -55,11 +56,14 @@ def restart_like(agent: AgentProcess) -> AgentProcess:
     return again
 
 
-async def first_start_after(http: httpx.AsyncClient, names: list[str], moment_ms: int) -> float | None:
+async def first_fire_after(http: httpx.AsyncClient, names: list[str], killed_ms: int) -> float | None:
+    """When the new leader's first execution started: the earliest start of a slot the old leader cannot
+    have dispatched (it hands a slot to Raft DEFAULT_LEAD_SECONDS before it is due)."""
+    first_slot_ms = killed_ms + DEFAULT_LEAD_SECONDS * 1000
     started = [
         ms_of(e["started_at"])
         for e in await executions_of(http, names)
-        if e.get("started_at") and ms_of(e["started_at"]) > moment_ms
+        if e.get("started_at") and e.get("slot") and ms_of(e["slot"]) >= first_slot_ms
     ]
     return min(started) if started else None
 
@@ -83,7 +87,7 @@ async def failover(root: Path) -> list[tuple]:
                 deadline = time.monotonic() + TIMEOUT_S
                 while first is None and time.monotonic() < deadline:
                     await asyncio.sleep(0.5)
-                    first = await first_start_after(http, names, killed_ms)
+                    first = await first_fire_after(http, names, killed_ms)
             if first is not None:
                 gaps.append(first - killed_ms)
             again = restart_like(leader)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -153,16 +154,19 @@ def slot_ms(execution: dict) -> int:
     return round(moment.timestamp() * 1000)
 
 
-def slot_ledger(agent: AgentProcess, jobs: list[str]) -> dict[str, list[int]]:
-    """Each job's executions' slots (Unix ms), sorted, duplicates kept.
+def slot_ledger(agent: AgentProcess, jobs: list[str], settled_ms: int = 3000) -> dict[str, list[int]]:
+    """Each job's executions' slots (Unix ms), sorted, duplicates kept, up to `settled_ms` before now.
 
     An execution still open counts: its slot is taken, and it gets exactly one result (a node that
-    died with it gets a failed one once its heartbeat deadline passes).
+    died with it gets a failed one once its heartbeat deadline passes). The last few seconds are
+    left out: an execution finishing while the list is read can be in neither the store nor the
+    open intents at the moment each is read.
     """
+    until_ms = time.time() * 1000 - settled_ms
     ledger = {}
     for job in jobs:
         by_id = {e["id"]: e for e in executions(agent, job)}
-        ledger[job] = sorted(slot_ms(e) for e in by_id.values())
+        ledger[job] = sorted(slot for slot in (slot_ms(e) for e in by_id.values()) if slot < until_ms)
     return ledger
 
 

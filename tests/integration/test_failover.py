@@ -46,7 +46,7 @@ def every_job_ran_after(agent: AgentProcess, moment_ms: int, timeout: float) -> 
     """Wait until every job has a finished execution whose slot is after `moment_ms`."""
 
     def done() -> bool:
-        ledger = slot_ledger(agent, JOBS)
+        ledger = slot_ledger(agent, JOBS, settled_ms=0)
         return all(slots and slots[-1] > moment_ms for slots in ledger.values())
 
     wait_until(done, timeout, 0.2, f"every job to run a slot after {moment_ms}")
