@@ -341,6 +341,10 @@ class Dispatcher:
         record = await self._close_intent(intent, reason)
         if waiter is not None and not waiter.done():
             waiter.set_result(record)
+        elif (job := self._state.jobs.get(intent["job"])) is not None:
+            # Sent by a previous leader: this one does what follows a result (a retry, if the job has any).
+            launch = Launch(intent["job"], intent["slot_ms"], intent["attempt"], intent["kind"])
+            self._spawn(self._after(job, launch, intent.get("node") or "", False))
 
     async def fail_orphaned_intents(self) -> int:
         """On gaining leadership: close intents that can no longer report.

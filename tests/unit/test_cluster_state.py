@@ -184,3 +184,33 @@ def test_clear_executions_resets_the_history_but_not_scheduling_or_open_intents(
     assert sink.deleted == ["c", "c"]
     assert not state.apply(cmd("clear_executions", job="nope")).ok
     assert sink.deleted == ["c", "c"]
+
+
+def test_one_intent_command_opens_one_execution_per_target_node_and_a_second_is_refused():
+    state = ClusterState()
+    state.apply(cmd("put_job", job={"name": "fan"}))
+    on = [{**intent("fan", 1000), "id": f"1000000000-{node}-1", "node": node} for node in ("a", "b")]
+    result = state.apply(cmd("intent", intents=on))
+    assert result.ok and [i["node"] for i in result.value] == ["a", "b"]
+    assert len(state.intents) == 2
+    other = [{**intent("fan", 1000), "id": "1000000000-c-1", "node": "c"}]
+    assert not state.apply(cmd("intent", intents=other)).ok  # the slot is taken, whichever node
+    assert len(state.intents) == 2
+
+
+def test_member_status_changes_are_recorded_with_their_time_and_bump_the_version():
+    state = ClusterState()
+    member = {"name": "web-1", "rpc_address": "", "role": "client", "tags": {"role": "web"}, "executors": ["shell"]}
+    assert state.apply(cmd("put_member", member=member, at_ms=10)).ok
+    assert state.members["web-1"]["status"] == "alive"
+    version = state.members_version
+    assert state.apply(cmd("put_member", member=member, at_ms=20)).reason == "unchanged"
+    assert state.members_version == version
+    assert state.apply(cmd("set_member_status", name="web-1", status="failed", at_ms=30)).ok
+    assert (state.members["web-1"]["status"], state.members["web-1"]["status_changed_ms"]) == ("failed", 30)
+    assert state.members_version == version + 1
+    # Linking again makes it alive; its executors are kept when a record leaves them out.
+    assert state.apply(cmd("put_member", member={**member, "executors": [], "status": "alive"}, at_ms=40)).ok
+    assert state.members["web-1"]["executors"] == ["shell"] and state.members["web-1"]["status"] == "alive"
+    assert not state.apply(cmd("set_member_status", name="nobody", status="failed")).ok
+    assert state.apply(cmd("remove_member", name="web-1")).ok and "web-1" not in state.members
