@@ -15,7 +15,14 @@ from horae_sdk import PluginSpec, hookimpl
 BUILTIN_PLUGINS = {
     "noop": "executor",
     "shell": "executor",
+    "nats": "executor",
+    "rabbitmq": "executor",
+    "kafka": "executor",
+    "http": "executor",
     "log": "processor",
+    "files": "processor",
+    "syslog": "processor",
+    "fluent": "processor",
 }
 
 

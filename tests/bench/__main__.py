@@ -8,6 +8,10 @@ import importlib
 
 BENCHMARKS = {
     "capacity": "tests.bench.bench_capacity",
+    "chaos": "tests.bench.chaos",
+    "cluster": "tests.bench.bench_cluster",
+    "http": "tests.bench.bench_http",
+    "nats": "tests.bench.bench_nats",
     "plugin_host": "tests.bench.bench_plugin_host",
     "scheduler": "tests.bench.bench_scheduler",
 }
