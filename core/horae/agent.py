@@ -95,7 +95,7 @@ class Agent:
         host, executors = await self._start_host()
         running = RunningExecutions()
         runner = ExecutionRunner(host, ScheduleBook(), running, config.node_name)
-        rpc_client = RpcClient()
+        rpc_client = RpcClient(key=config.encrypt)
         locator = ServerLocator(rpc_client, config.node_name, [*config.join, *config.retry_join])
         node = describe_node(config.node_name, "client", dict(config.tags), executors)
         worker = Worker(node, runner, running, rpc_client, locator.leader_rpc_address, config.heartbeat_seconds)
@@ -119,9 +119,9 @@ class Agent:
         raft_dir = os.path.join(config.data_dir, "raft")
         me = ServerInfo(config.node_name, config.raft_address, self._rpc_address(), dict(config.tags))
         directory = Directory(me, state)
-        rpc_client = RpcClient()
+        rpc_client = RpcClient(key=config.encrypt)
         servicer = AgentServicer(directory, rpc_client)
-        rpc_server = RpcServer(servicer, f"{config.bind_addr}:{config.rpc_port}")
+        rpc_server = RpcServer(servicer, f"{config.bind_addr}:{config.rpc_port}", key=config.encrypt)
         await rpc_server.start()
         peers = await self._form(directory, rpc_client, raft_dir)
         if peers is None:
@@ -140,7 +140,7 @@ class Agent:
             peers,
             state,
             raft_dir,
-            RaftSettings(multiplier=config.raft_multiplier),
+            RaftSettings(multiplier=config.raft_multiplier, password=config.encrypt or None),
             on_leadership=leadership_changes.put_nowait,
             forwarder=LeaderForwarder(rpc_client, directory.rpc_address),
         )
@@ -183,6 +183,7 @@ class Agent:
             rpc_client,
             directory,
         )
+        service.stop_agent = self.request_stop
         node = describe_node(config.node_name, "server", dict(config.tags), executors, me.rpc_address, me.raft_address)
 
         async def leader_rpc_address() -> str | None:

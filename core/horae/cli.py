@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from horae.api_client import ApiError
+from horae.cli_cluster import add_cluster_commands
 from horae.cli_jobs import add_jobs_commands
 from horae.config import (
     ConfigError,
@@ -78,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--max-executions", type=int, help="executions kept per job (default 100)")
     agent.add_argument("--shutdown-grace", type=float, help="seconds running executions get on SIGTERM")
     agent.add_argument("--raft-multiplier", type=float, help="scale Raft timings (slower networks: > 1)")
+    agent.add_argument(
+        "--encrypt", metavar="KEY", help="the cluster key, the same on every node (`horae keygen` makes one)"
+    )
     # Also accepted after `agent`, as Dkron has it (`dkron agent --log-level debug`); a separate dest, because
     # the subcommand's default would otherwise overwrite `horae --log-level debug agent`.
     agent.add_argument(
@@ -85,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     agent.set_defaults(run=run_agent)
     add_jobs_commands(commands)
+    add_cluster_commands(commands)
     return parser
 
 
@@ -108,6 +113,7 @@ AGENT_SETTINGS = (
     "max_executions",
     "shutdown_grace",
     "raft_multiplier",
+    "encrypt",
 )
 
 

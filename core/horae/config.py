@@ -27,6 +27,9 @@ LOG_LEVEL_ALIASES = {"warn": "warning"}
 TRUE_WORDS = ("true", "1", "yes", "on")
 FALSE_WORDS = ("false", "0", "no", "off")
 
+# Settings whose values are secrets: error messages do not repeat them.
+SECRET_SETTINGS = frozenset({"encrypt"})
+
 # Other spellings of a setting (config file keys and HORAE_* names), e.g. plugin-dir like the --plugin-dir flag.
 ALIASES = {"plugin_dir": "plugin_dirs"}
 
@@ -61,6 +64,8 @@ class AgentConfig:
     # Nodes beat on their link to the leader this often; one silent for failure_seconds is marked failed.
     heartbeat_seconds: float = 3.0
     failure_seconds: float = 10.0
+    # Dkron's encrypt: the cluster key (base64 of 16, 24 or 32 bytes, `horae keygen`); "" for none.
+    encrypt: str = ""
 
     @property
     def http_host_port(self) -> tuple[str, int]:
@@ -227,7 +232,8 @@ def _convert(name: str, value: Any, where: str) -> Any:
             check(converted)
         return converted
     except _Refused as problem:
-        raise ConfigError(f"{where}: setting {name}: {value!r} {problem}") from None
+        shown = "the value" if name in SECRET_SETTINGS else repr(value)
+        raise ConfigError(f"{where}: setting {name}: {shown} {problem}") from None
 
 
 def _to_bool(value: Any) -> bool:
@@ -346,6 +352,17 @@ def _parse_host_port(address: str) -> tuple[str, int] | None:
     return host.strip("[]"), int(port)
 
 
+def _cluster_key(key: str) -> None:
+    if not key:
+        return
+    from horae.cluster.auth import BadKey, decode_key  # here: grpc is imported only when a key is given
+
+    try:
+        decode_key(key)
+    except BadKey as error:
+        raise _Refused(str(error)) from None
+
+
 _CHECKS: dict[str, Callable[[Any], None]] = {
     "rpc_port": _port,
     "raft_port": _port,
@@ -358,6 +375,7 @@ _CHECKS: dict[str, Callable[[Any], None]] = {
     "heartbeat_seconds": _at_least(0, exclusive=True),
     "failure_seconds": _at_least(0, exclusive=True),
     "http_addr": _host_port,
+    "encrypt": _cluster_key,
 }
 
 

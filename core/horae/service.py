@@ -8,18 +8,23 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import logging
+import os
 import time
+from collections.abc import Callable
 from typing import Any
 
+from horae.cluster import formation, membership
 from horae.cluster.heartbeat import Heartbeats
-from horae.cluster.raft import CommandOutcomeUnknown, NotLeader, RaftNode
-from horae.cluster.rpc import Directory, RpcClient
+from horae.cluster.raft import CommandOutcomeUnknown, MembershipBusy, NotLeader, RaftNode
+from horae.cluster.rpc import Directory, PeerRemovalError, RpcClient
 from horae.cluster.state import ClusterState, JobRuntime
 from horae.config import AgentConfig
 from horae.dispatch import Dispatcher, command
 from horae.errors import BadRequest, Conflict, FieldProblem, NotFound, Unavailable
 from horae.host.supervisor import PluginHost
 from horae.leader import Leadership
+from horae.logs import fields
 from horae.model import READ_ONLY_FIELDS, Job, ValidationError, format_ms
 from horae.model.member import STATUS_ALIVE, STATUS_BY_TEXT
 from horae.running import RunningExecutions
@@ -28,9 +33,19 @@ from horae.schedule_book import ScheduleBook
 from horae.store import ExecutionStore
 
 MAX_PREVIEW = 100
+# How long a follower waits to see a peer removal it asked the leader for in its own Raft membership.
+PEER_REMOVAL_SEEN_SECONDS = 5.0
+# A leaving server retries its steps this long (within the CLI's 30 s HTTP timeout), this often.
+LEAVE_TIMEOUT = 20.0
+LEAVE_RETRY_SECONDS = 0.2
+
+log = logging.getLogger("horae.service")
 
 
 class HoraeService:
+    # Set by the agent: stops it (after this node left its cluster).
+    stop_agent: Callable[[], None] | None = None
+
     def __init__(
         self,
         config: AgentConfig,
@@ -343,6 +358,87 @@ class HoraeService:
             times.append(moment.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z"))
             after = moment
         return times
+
+    # -- Raft membership and leaving -----------------------------------------------------------
+    def raft_peers(self) -> list[dict[str, Any]]:
+        """The Raft membership as this server sees it (`horae raft list-peers`)."""
+        return [peer.view() for peer in membership.peers(self.raft, self.state)]
+
+    async def remove_raft_peer(self, peer_id: str) -> list[dict[str, Any]]:
+        """Remove a (dead) server from the Raft membership through the leader and forget its member record."""
+        _, address = await self._remove_on_leader(peer_id, leaving=False)
+        deadline = time.monotonic() + PEER_REMOVAL_SEEN_SECONDS
+        while address in self.raft.raft_members() and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)  # a follower applies the change shortly after the leader commits it
+        return self.raft_peers()
+
+    async def _remove_on_leader(self, peer_id: str, leaving: bool) -> tuple[str, str]:
+        try:
+            if self.raft.is_leader:
+                return await membership.remove_peer(self.raft, self.state, peer_id, leaving, self.heartbeats.forget)
+            leader = self.raft.leader_address
+            address = self.directory.rpc_address(leader) if leader else None
+            if address is None:
+                raise NotLeader("no leader is known")
+            return await self.rpc_client.remove_peer(address, peer_id, leaving)
+        except membership.PeerNotFound as error:
+            raise NotFound(str(error).strip("'\"")) from None
+        except (membership.IsLeader, MembershipBusy) as error:
+            raise Conflict(str(error)) from None
+        except NotLeader:
+            raise Unavailable("no leader: the Raft membership cannot change right now; retry shortly") from None
+        except CommandOutcomeUnknown as error:
+            raise Unavailable(f"{error}; the peer may or may not have been removed") from None
+        except PeerRemovalError as error:
+            kind = {"not_found": NotFound, "is_leader": Conflict, "busy": Conflict}.get(error.code, Unavailable)
+            raise kind(str(error)) from None
+
+    async def leave(self) -> tuple[list[dict[str, Any]], bool]:
+        """This server leaves its cluster: hand leadership over if it leads, be marked left, leave Raft.
+
+        Returns the members and whether it left; the agent is then stopped with `stop_after_leave`.
+        Every step is idempotent, so a step that fails for a passing reason (a leader change, a
+        membership change in progress) starts the sequence again, for up to LEAVE_TIMEOUT seconds.
+        A single server is the whole cluster and has nowhere to go: it stays, and only answers.
+        """
+        name = self.config.node_name
+        me = self.raft.self_address
+        if not [address for address in self.raft.raft_members() if address != me]:
+            log.info("leave requested; a single server has no cluster to leave", extra=fields(node=name))
+            return self.members(), False
+        deadline = time.monotonic() + LEAVE_TIMEOUT
+        while True:
+            try:
+                await self._leave_once(name, me)
+                break
+            except (Unavailable, Conflict) as error:
+                if time.monotonic() >= deadline:
+                    raise
+                log.info("leaving not done yet; retrying", extra=fields(error=str(error)))
+                await asyncio.sleep(LEAVE_RETRY_SECONDS)
+        formation.mark_left(os.path.join(self.config.data_dir, "raft"))
+        log.info("left the cluster", extra=fields(node=name, raft=me))
+        return self.members(), True
+
+    async def _leave_once(self, name: str, me: str) -> None:
+        try:
+            if self.raft.is_leader:
+                started = time.monotonic()
+                new_leader = await self.raft.transfer_leadership()
+                log.info(
+                    "leadership handed over",
+                    extra=fields(new_leader=new_leader, ms=round((time.monotonic() - started) * 1000)),
+                )
+            await membership.mark_left(self.raft, name)
+        except NotLeader:
+            raise Unavailable("no leader: this server cannot leave right now; retry shortly") from None
+        except CommandOutcomeUnknown as error:
+            raise Unavailable(f"leaving failed: {error}; retry") from None
+        await self._remove_on_leader(me, leaving=True)
+
+    def stop_after_leave(self) -> None:
+        if self.stop_agent is not None:
+            self.stop_agent()
 
     def health(self) -> dict[str, Any]:
         return {

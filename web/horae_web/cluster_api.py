@@ -3,8 +3,10 @@
 Shapes follow Dkron where it has the endpoint. horae has no Serf: `/v1/` reports membership and
 Raft figures under `serf` and `raft`, as strings like Dkron's Serf stats. A member's `id` is its
 name (Dkron makes up a new UUID on every call). `/v1/pause` pauses the scheduler cluster-wide
-(horae's pause command); `/v1/leave` on a single server has nowhere to go and answers with the
-members, as Dkron answers with the remaining peers.
+(horae's pause command). `POST /v1/leave` makes this server leave its cluster and then stops it,
+answering with the members first, as Dkron does (a single server has nowhere to go: it only
+answers). Dkron lists and removes Raft peers over its gRPC API only; horae has no public gRPC, so
+`GET /v1/raft/peers` and `DELETE /v1/raft/peers/{id}` serve `horae raft list-peers` and `remove-peer`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -41,7 +44,7 @@ async def index(request: Request) -> Response:
             "members": str(len(members)),
             "failed": str(sum(1 for m in members if m.get("statusText") == "failed")),
             "left": str(sum(1 for m in members if m.get("statusText") == "left")),
-            "encrypted": "false",
+            "encrypted": str(bool(service.config.encrypt)).lower(),
         },
         "raft": {
             "leader": str(health["leader"] or ""),
@@ -72,9 +75,27 @@ async def is_leader(request: Request) -> Response:
 
 
 async def leave(request: Request) -> Response:
+    """This server leaves (handing leadership over first if it leads); the agent stops once the answer is sent.
+
+    A single server is the whole cluster: it stays up and only answers with the members."""
     service = _service(request)
-    log.info("leave requested; a single server has no cluster to leave", extra=fields(node=service.config.node_name))
-    return json_response(request, service.members())
+    log.info("leave requested", extra=fields(node=service.config.node_name))
+    members, left = await service.leave()
+    response = json_response(request, members)
+    if left:
+        response.background = BackgroundTask(service.stop_after_leave)
+    return response
+
+
+async def raft_peers(request: Request) -> Response:
+    found = _service(request).raft_peers()
+    return json_response(request, found, headers={"X-Total-Count": str(len(found))})
+
+
+async def remove_raft_peer(request: Request) -> Response:
+    """Remove a server (by node name or Raft address) from the Raft membership; answers with the peers left."""
+    found = await _service(request).remove_raft_peer(request.path_params["peer_id"])
+    return json_response(request, found, headers={"X-Total-Count": str(len(found))})
 
 
 async def busy(request: Request) -> Response:

@@ -2,7 +2,8 @@
 
 Rules, checked in this order:
 1. Raft data from an earlier run (`<raft dir>/peers.json`): start with the peers stored there; the
-   journal replays any membership change made since.
+   journal replays any membership change made since. A server that left its cluster (`horae leave`)
+   wrote a `left` marker: its Raft data is dropped and it forms or joins as a new server.
 2. `bootstrap_expect` <= 1 and no `join`: start alone (the --dev path).
 3. Otherwise Hello every `join` address and every server learned from the answers, every
    `interval` seconds (`--retry-interval`):
@@ -13,7 +14,9 @@ Rules, checked in this order:
      start with all of them as peers. Start exactly N servers with `--bootstrap-expect N`: all of
      them then compute the same set. A server with `join` but `bootstrap_expect` <= 1 only joins.
    `timeout` seconds without either outcome raise FormationError (`--retry-max` attempts, or
-   FORMATION_TIMEOUT; no limit with `--retry-join` and no `--retry-max`).
+   FORMATION_TIMEOUT; no limit with `--retry-join` and no `--retry-max`). When every server asked
+   refuses this node's cluster key (`--encrypt`), FormationError is raised at once: this node is the
+   odd one out and retrying cannot help (a server refused by some only reports them as unreachable).
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ RETRY_INTERVAL = 0.5
 HELLO_TIMEOUT = 2.0
 JOIN_TIMEOUT = 10.0
 PEERS_FILE = "peers.json"
+LEFT_FILE = "left"
+# The Raft journal and snapshot (RaftSettings names them), dropped after the server left its cluster.
+RAFT_DATA_PREFIXES = ("raft.journal", "raft.snapshot")
 ANNOUNCE_RETRY = 0.2
 
 
@@ -52,6 +58,23 @@ def stored_peers(raft_dir: str) -> list[str] | None:
             return list(json.load(handle)["peers"])
     except FileNotFoundError:
         return None
+
+
+def mark_left(raft_dir: str) -> None:
+    """This server left its cluster: its next start must not rejoin with the old membership."""
+    os.makedirs(raft_dir, exist_ok=True)
+    with open(os.path.join(raft_dir, LEFT_FILE), "w") as handle:
+        handle.write("this server left its cluster; its Raft data is dropped on the next start\n")
+
+
+def _drop_data_if_left(raft_dir: str) -> None:
+    if not os.path.exists(os.path.join(raft_dir, LEFT_FILE)):
+        return
+    for name in os.listdir(raft_dir):
+        if name == PEERS_FILE or name.startswith(RAFT_DATA_PREFIXES):
+            os.remove(os.path.join(raft_dir, name))
+    os.remove(os.path.join(raft_dir, LEFT_FILE))
+    log.info("this server left its cluster before: starting as a new server", extra=fields(raft_dir=raft_dir))
 
 
 def store_peers(raft_dir: str, peers: Sequence[str]) -> None:
@@ -73,6 +96,7 @@ async def form_cluster(
 ) -> list[str]:
     """The Raft addresses of the other servers to start with (see the module's rules)."""
     me = directory.me
+    _drop_data_if_left(raft_dir)
     previous = stored_peers(raft_dir)
     if previous is not None:
         log.info("raft data found: restarting with stored peers", extra=fields(peers=",".join(previous) or "-"))
@@ -102,6 +126,7 @@ async def _discover(
             - {me.rpc_address}
         )
         answers = await asyncio.gather(*(client.hello(t, me, HELLO_TIMEOUT) for t in targets), return_exceptions=True)
+        _stop_if_every_server_refused(targets, answers)
         formed_at: str | None = None
         for target, answer in zip(targets, answers, strict=True):
             if isinstance(answer, BaseException):
@@ -139,6 +164,7 @@ async def _try_join(client: RpcClient, directory: Directory, target: str) -> lis
     try:
         view: ClusterView = await client.join(target, me, JOIN_TIMEOUT)
     except (grpc.aio.AioRpcError, OSError) as error:
+        _refuse_if_unauthenticated(target, error)
         log.warning("join failed; retrying", extra=fields(via=target, error=_describe(error)))
         return None
     for server in view.servers:
@@ -146,6 +172,25 @@ async def _try_join(client: RpcClient, directory: Directory, target: str) -> lis
     peers = [address for address in view.raft_members if address != me.raft_address]
     log.info("joined cluster", extra=fields(leader=view.leader_raft_address, peers=",".join(peers)))
     return peers
+
+
+def _stop_if_every_server_refused(targets: list[str], answers: list) -> None:
+    """Every server this node knows refused its cluster key: it is the odd one out, and waiting cannot help."""
+    refused = [_unauthenticated(answer) for answer in answers]
+    if targets and all(refused):
+        reasons = "; ".join(f"{t}: {r}" for t, r in zip(targets, refused, strict=True))
+        raise FormationError(f"every server refused this server's cluster key (--encrypt): {reasons}")
+
+
+def _unauthenticated(error: object) -> str | None:
+    if isinstance(error, grpc.aio.AioRpcError) and error.code() == grpc.StatusCode.UNAUTHENTICATED:
+        return error.details() or "UNAUTHENTICATED"
+    return None
+
+
+def _refuse_if_unauthenticated(target: str, error: BaseException) -> None:
+    if isinstance(error, grpc.aio.AioRpcError) and error.code() == grpc.StatusCode.UNAUTHENTICATED:
+        raise FormationError(f"server {target} refused this server: {error.details()}")
 
 
 def _describe(error: BaseException) -> str:

@@ -9,9 +9,12 @@ pysyncobj's own forwarding, whose callbacks get lost when a link drops.
 
 from __future__ import annotations
 
+import _socket
 import asyncio
 import logging
 import os
+import queue
+import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -24,11 +27,19 @@ from horae.logs import fields
 
 log = logging.getLogger("horae.cluster.raft")
 
+# pysyncobj (win_inet_pton.py) replaces socket.inet_ntop with a Windows-only version on every OS, which
+# breaks whatever else in the process formats an address (psutil, for one): put the real one back.
+socket.inet_ntop = _socket.inet_ntop
+
 DEFAULT_COMMAND_TIMEOUT = 5.0
 # At most this many commands go into one Raft entry.
 MAX_BATCH = 2000
 # How often a follower checks whether it has applied a forwarded write (read-your-writes).
 APPLY_POLL_SECONDS = 0.002
+# How long a leader keeps asking pysyncobj to hand leadership over (a follower must be caught up), and
+# how often it looks whether another server leads.
+TRANSFER_TIMEOUT = 10.0
+TRANSFER_POLL_SECONDS = 0.02
 
 
 class CommandOutcomeUnknown(TimeoutError):
@@ -37,6 +48,10 @@ class CommandOutcomeUnknown(TimeoutError):
 
 class NotLeader(RuntimeError):
     """Writes need a leader and there is none reachable."""
+
+
+class MembershipBusy(RuntimeError):
+    """The leader refused a membership change: another one is not committed yet (one at a time)."""
 
 
 class Forwarder(Protocol):
@@ -124,7 +139,20 @@ class RaftNode:
         self._destroyed = False
         os.makedirs(data_dir, exist_ok=True)
         conf = settings.conf(data_dir, self._state_changed)
+        # Calls that must run in pysyncobj's tick thread (its internals are not thread-safe).
+        self._raft_calls: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        # One membership change at a time (PYSYNCOBJ.md trap 7).
+        self._membership_lock = asyncio.Lock()
         self._sync = SyncObj(self_address, list(peer_addresses), conf=conf, consumers=[self._consumer])
+        self._sync.addOnTickCallback(self._run_raft_calls)
+
+    def _run_raft_calls(self) -> None:  # Raft thread, every tick
+        while True:
+            try:
+                call = self._raft_calls.get_nowait()
+            except queue.Empty:
+                return
+            call()
 
     # -- leadership ----------------------------------------------------------------------------
     def _state_changed(self, old: int, new: int) -> None:  # Raft thread
@@ -171,20 +199,108 @@ class RaftNode:
     # -- membership ------------------------------------------------------------------------------
     async def add_server(self, raft_address: str, timeout: float = DEFAULT_COMMAND_TIMEOUT) -> None:
         """Add a server to the Raft membership (leader only); a server already in it is left alone."""
-        if self._destroyed or not self.is_leader:
-            raise NotLeader("only the leader changes the membership")
-        if raft_address in self.raft_members():
-            return
+        async with self._membership_lock:
+            if self._destroyed or not self.is_leader:
+                raise NotLeader("only the leader changes the membership")
+            if raft_address in self.raft_members():
+                return
+            await self._change_membership(self._sync.addNodeToCluster, raft_address, "adding", timeout)
+
+    async def remove_server(self, raft_address: str, timeout: float = DEFAULT_COMMAND_TIMEOUT) -> None:
+        """Remove another server from the Raft membership (leader only); one not in it is left alone."""
+        if raft_address == self.self_address:
+            raise ValueError("the leader cannot remove itself from the Raft membership: transfer leadership first")
+        async with self._membership_lock:
+            if self._destroyed or not self.is_leader:
+                raise NotLeader("only the leader changes the membership")
+            if raft_address not in self.raft_members():
+                return
+            remaining = [address for address in self.raft_members() if address != raft_address]
+            if not await self._wait_quorum_caught_up(remaining, timeout):
+                raise MembershipBusy(
+                    f"removing {raft_address} now would leave no connected, caught-up majority among "
+                    f"{', '.join(remaining)}; retry once the other servers are up"
+                )
+            await self._change_membership(self._sync.removeNodeFromCluster, raft_address, "removing", timeout)
+
+    async def _wait_quorum_caught_up(self, members: list[str], timeout: float) -> bool:
+        """Wait until a majority of `members` (this leader included) is connected and has the committed log.
+
+        The new membership must commit the removal at once: a removed server that hears nothing
+        starts elections, and a follower that has not yet seen the removal would still vote for it.
+        """
+        deadline = self._loop.time() + timeout
+        while True:
+            try:
+                status = self._sync.getStatus()
+            except RuntimeError:  # read while the Raft thread changed a dict it iterates: look again
+                status = {"commit_idx": 0}
+            commit = status["commit_idx"]
+            ready = 1 + sum(
+                1
+                for address in members
+                if address != self.self_address
+                and status.get("partner_node_status_server_" + address) == 2
+                and status.get("match_idx_server_" + address, 0) >= commit
+            )
+            if ready > len(members) / 2:
+                return True
+            if self._loop.time() >= deadline:
+                return False
+            await asyncio.sleep(TRANSFER_POLL_SECONDS)
+
+    async def _change_membership(self, change: Callable, raft_address: str, doing: str, timeout: float) -> None:
         future = self._loop.create_future()
 
         def done(result, error) -> None:  # Raft thread
-            self._loop.call_soon_threadsafe(_resolve, [future], [None], error)
+            self._loop.call_soon_threadsafe(_set_once, future, error)
 
-        self._sync.addNodeToCluster(raft_address, callback=done)
+        change(raft_address, callback=done)  # queued for the Raft thread by pysyncobj
         try:
-            await asyncio.wait_for(asyncio.shield(future), timeout)
+            error = await asyncio.wait_for(asyncio.shield(future), timeout)
         except TimeoutError:
-            raise CommandOutcomeUnknown(f"adding {raft_address} got no answer within {timeout:g}s") from None
+            raise CommandOutcomeUnknown(f"{doing} {raft_address} got no answer within {timeout:g}s") from None
+        if error == FAIL_REASON.SUCCESS:
+            return
+        if error in (FAIL_REASON.MISSING_LEADER, FAIL_REASON.NOT_LEADER):
+            raise NotLeader(f"{doing} {raft_address}: this server lost the leadership")
+        if error == FAIL_REASON.REQUEST_DENIED:
+            raise MembershipBusy(f"{doing} {raft_address}: another membership change is not committed yet; retry")
+        raise CommandOutcomeUnknown(f"{doing} {raft_address}: Raft answered {_reason_name(error)}")
+
+    async def transfer_leadership(self, timeout: float = TRANSFER_TIMEOUT) -> str:
+        """Hand leadership to the most caught-up follower (Raft TimeoutNow); returns the new leader's address.
+
+        pysyncobj denies the request while no connected follower has the whole log, so it is asked
+        again until `timeout`; then this waits until another server leads.
+        """
+        deadline = self._loop.time() + timeout
+        while self.is_leader:
+            if self._destroyed or self._loop.time() >= deadline:
+                raise CommandOutcomeUnknown(f"leadership not handed over within {timeout:g}s")
+            future = self._loop.create_future()
+
+            def done(result, error, future=future) -> None:  # Raft thread
+                self._loop.call_soon_threadsafe(_set_once, future, error)
+
+            self._raft_calls.put(lambda done=done: self._sync.transferLeadership(callback=done))
+            try:
+                error = await asyncio.wait_for(asyncio.shield(future), max(0.0, deadline - self._loop.time()))
+            except TimeoutError:
+                continue
+            if error == FAIL_REASON.NOT_LEADER:
+                break
+            # Sent (SUCCESS) or denied for now: look for a new leader for a moment, then ask again.
+            wait_until = min(deadline, self._loop.time() + (1.0 if error == FAIL_REASON.SUCCESS else 0.05))
+            while self.is_leader and self._loop.time() < wait_until:
+                await asyncio.sleep(TRANSFER_POLL_SECONDS)
+        while True:
+            leader = self.leader_address
+            if leader is not None and leader != self.self_address and not self.is_leader:
+                return leader
+            if self._loop.time() >= deadline:
+                raise CommandOutcomeUnknown(f"no new leader known within {timeout:g}s")
+            await asyncio.sleep(TRANSFER_POLL_SECONDS)
 
     # -- writes ----------------------------------------------------------------------------------
     async def submit(
@@ -269,6 +385,11 @@ class RaftNode:
     def destroy(self) -> None:
         self._destroyed = True
         self._sync.destroy()
+
+
+def _set_once(future: asyncio.Future, value) -> None:
+    if not future.done():
+        future.set_result(value)
 
 
 def _fail(entries: list[tuple[Command, asyncio.Future, bool]], error: Exception) -> None:

@@ -1,7 +1,8 @@
 """Inter-node gRPC (`horae.agent.v1.Agent`): Hello and Join for cluster formation, Submit for writes.
 
 The server answers from a `Directory` (the servers this node knows) and the node's RaftNode once
-it runs; the client keeps one channel per peer and puts a deadline on every call. No auth yet.
+it runs; the client keeps one channel per peer and puts a deadline on every call. With a cluster
+key (`--encrypt`) every call carries a credential derived from it, checked by the server (`auth`).
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from typing import Any
 
 import grpc
 
+from horae.cluster import auth, membership
 from horae.cluster.links import NodeLinks
-from horae.cluster.raft import CommandOutcomeUnknown, NotLeader, RaftNode
+from horae.cluster.raft import CommandOutcomeUnknown, MembershipBusy, NotLeader, RaftNode
 from horae.cluster.state import ClusterState, Command, CommandResult
 from horae.logs import fields
 from horae_sdk.proto.horae.agent.v1 import agent_pb2, agent_pb2_grpc
@@ -151,6 +153,8 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
             await raft.add_server(server.raft_address)
         except NotLeader as error:
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(error))
+        except MembershipBusy as error:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(error))
         except CommandOutcomeUnknown as error:
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, str(error))
         log.info("server joined", extra=fields(peer=server.node_name, raft=server.raft_address))
@@ -191,6 +195,42 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
             results=[_result_message(outcome) for outcome in outcomes], commit_index=raft.commit_index
         )
 
+    async def RemovePeer(
+        self, request: agent_pb2.RemovePeerRequest, context: grpc.aio.ServicerContext
+    ) -> agent_pb2.RemovePeerReply:
+        raft = self.raft
+        if raft is None or raft.leader_address is None:
+            return agent_pb2.RemovePeerReply(error="not_leader", reason="this server has no Raft leader yet")
+        if not raft.is_leader:
+            target = self.directory.rpc_address(raft.leader_address)
+            if target is None:
+                return agent_pb2.RemovePeerReply(error="not_leader", reason="the leader's RPC address is not known yet")
+            return await self.client.remove_peer_call(target, request)
+        try:
+            forget = self.links.heartbeats.forget if self.links is not None else None
+            name, address = await membership.remove_peer(
+                raft, self.directory.state, request.peer_id, request.leaving, forget
+            )
+        except membership.PeerNotFound as error:
+            return agent_pb2.RemovePeerReply(error="not_found", reason=str(error).strip("'\""))
+        except membership.IsLeader as error:
+            return agent_pb2.RemovePeerReply(error="is_leader", reason=str(error))
+        except MembershipBusy as error:
+            return agent_pb2.RemovePeerReply(error="busy", reason=str(error))
+        except NotLeader as error:
+            return agent_pb2.RemovePeerReply(error="not_leader", reason=str(error))
+        except CommandOutcomeUnknown as error:
+            return agent_pb2.RemovePeerReply(error="unknown", reason=str(error))
+        return agent_pb2.RemovePeerReply(node_name=name, raft_address=address)
+
+
+class PeerRemovalError(RuntimeError):
+    """The leader did not remove the peer; `code` is the RemovePeerReply error."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+
 
 def _result_message(outcome: CommandResult | BaseException) -> agent_pb2.Result:
     if isinstance(outcome, NotLeader):
@@ -213,9 +253,12 @@ def _outcome(message: agent_pb2.Result) -> CommandResult | Exception:
 class RpcClient:
     """Calls other servers' Agent service: one channel per address, reused; a deadline on every call."""
 
-    def __init__(self, timeout: float = DEFAULT_RPC_TIMEOUT) -> None:
+    def __init__(self, timeout: float = DEFAULT_RPC_TIMEOUT, key: str | None = None) -> None:
         self.timeout = timeout
+        # The cluster key's credential, sent with every call (`auth`); none without a key.
+        self._metadata = auth.call_metadata(auth.token(key) if key else None)
         self._stubs: dict[str, tuple[grpc.aio.Channel, agent_pb2_grpc.AgentStub]] = {}
+        self._refusals_logged: set[tuple[str, str]] = set()
 
     def _stub(self, address: str) -> agent_pb2_grpc.AgentStub:
         found = self._stubs.get(address)
@@ -224,17 +267,31 @@ class RpcClient:
             found = self._stubs[address] = (channel, agent_pb2_grpc.AgentStub(channel))
         return found[1]
 
+    async def _call(self, address: str, method: str, request: Any, timeout: float) -> Any:
+        """One unary call with the credential; a refused key is logged as an error (once per server and reason)."""
+        try:
+            return await getattr(self._stub(address), method)(request, timeout=timeout, metadata=self._metadata)
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.UNAUTHENTICATED:
+                self._refused(address, error.details() or "")
+            raise
+
+    def _refused(self, address: str, reason: str) -> None:
+        if (address, reason) not in self._refusals_logged:
+            self._refusals_logged.add((address, reason))
+            log.error("refused by server: cluster key does not match", extra=fields(server=address, reason=reason))
+
     async def hello(self, address: str, me: ServerInfo, timeout: float | None = None) -> ClusterView:
-        answer = await self._stub(address).Hello(me.to_proto(), timeout=timeout or self.timeout)
+        answer = await self._call(address, "Hello", me.to_proto(), timeout or self.timeout)
         return ClusterView.from_proto(answer)
 
     async def join(self, address: str, me: ServerInfo, timeout: float | None = None) -> ClusterView:
-        answer = await self._stub(address).Join(me.to_proto(), timeout=timeout or self.timeout)
+        answer = await self._call(address, "Join", me.to_proto(), timeout or self.timeout)
         return ClusterView.from_proto(answer)
 
     def connect(self, address: str) -> grpc.aio.StreamStreamCall:
         """Open this node's link to the leader at `address` (Agent.Connect); no deadline: it lives long."""
-        return self._stub(address).Connect()
+        return self._stub(address).Connect(metadata=self._metadata)
 
     async def submit(
         self, address: str, commands: list[Command], timeout: float
@@ -245,7 +302,7 @@ class RpcClient:
         )
         try:
             # A little longer than the leader's own timeout, so its per-command answers win the race.
-            answer = await self._stub(address).Submit(batch, timeout=timeout + 1.0)
+            answer = await self._call(address, "Submit", batch, timeout + 1.0)
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.UNAVAILABLE:
                 # Most likely never delivered (connection refused); with grpc one cannot be sure.
@@ -256,7 +313,7 @@ class RpcClient:
     async def run_job(self, address: str, job_name: str) -> str:
         """Ask the leader to run a job now; raises NotLeader, LookupError or RuntimeError as the leader's run_now."""
         try:
-            reply = await self._stub(address).RunJob(agent_pb2.RunJobRequest(job_name=job_name), timeout=self.timeout)
+            reply = await self._call(address, "RunJob", agent_pb2.RunJobRequest(job_name=job_name), self.timeout)
         except grpc.aio.AioRpcError as error:
             raise NotLeader(f"the leader at {address} did not answer: {error.code().name}") from None
         if reply.error == "not_leader":
@@ -266,6 +323,26 @@ class RpcClient:
         if reply.error:
             raise RuntimeError(reply.reason)
         return reply.execution_id
+
+    async def remove_peer(self, address: str, peer_id: str, leaving: bool = False) -> tuple[str, str]:
+        """Ask the server at `address` (forwarded to the leader) to remove a Raft peer; (name, Raft address).
+
+        Raises PeerRemovalError with the leader's error code ("not_leader" too when no server answered).
+        """
+        reply = await self.remove_peer_call(address, agent_pb2.RemovePeerRequest(peer_id=peer_id, leaving=leaving))
+        if reply.error:
+            raise PeerRemovalError(reply.error, reply.reason)
+        return reply.node_name, reply.raft_address
+
+    async def remove_peer_call(self, address: str, request: agent_pb2.RemovePeerRequest) -> agent_pb2.RemovePeerReply:
+        try:
+            # Longer than the leader's own timeout for the change, so its answer wins the race.
+            return await self._call(address, "RemovePeer", request, self.timeout * 2)
+        except grpc.aio.AioRpcError as error:
+            return agent_pb2.RemovePeerReply(
+                error="not_leader" if error.code() == grpc.StatusCode.UNAVAILABLE else "unknown",
+                reason=f"{address} did not answer: {error.code().name} {error.details()}",
+            )
 
     async def close(self) -> None:
         stubs, self._stubs = self._stubs, {}
@@ -292,13 +369,14 @@ class LeaderForwarder:
 class RpcServer:
     """The Agent service on bind_addr:rpc_port (grpc.aio, in the agent's loop)."""
 
-    def __init__(self, servicer: AgentServicer, address: str) -> None:
+    def __init__(self, servicer: AgentServicer, address: str, key: str | None = None) -> None:
         self.servicer = servicer
         self.address = address
+        self._key = key or None
         self._server: grpc.aio.Server | None = None
 
     async def start(self) -> None:
-        server = grpc.aio.server()
+        server = grpc.aio.server(interceptors=[auth.ServerAuth(self._key)])
         agent_pb2_grpc.add_AgentServicer_to_server(self.servicer, server)
         if server.add_insecure_port(self.address) == 0:
             raise OSError(f"cannot listen for inter-node RPC on {self.address}")

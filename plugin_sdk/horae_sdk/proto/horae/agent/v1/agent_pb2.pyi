@@ -220,3 +220,23 @@ class RunJobReply(_message.Message):
     error: str
     reason: str
     def __init__(self, execution_id: _Optional[str] = ..., error: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class RemovePeerRequest(_message.Message):
+    __slots__ = ("peer_id", "leaving")
+    PEER_ID_FIELD_NUMBER: _ClassVar[int]
+    LEAVING_FIELD_NUMBER: _ClassVar[int]
+    peer_id: str
+    leaving: bool
+    def __init__(self, peer_id: _Optional[str] = ..., leaving: _Optional[bool] = ...) -> None: ...
+
+class RemovePeerReply(_message.Message):
+    __slots__ = ("error", "reason", "node_name", "raft_address")
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    NODE_NAME_FIELD_NUMBER: _ClassVar[int]
+    RAFT_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    error: str
+    reason: str
+    node_name: str
+    raft_address: str
+    def __init__(self, error: _Optional[str] = ..., reason: _Optional[str] = ..., node_name: _Optional[str] = ..., raft_address: _Optional[str] = ...) -> None: ...

@@ -60,6 +60,11 @@ class AgentStub:
                 request_serializer=horae_dot_agent_dot_v1_dot_agent__pb2.RunJobRequest.SerializeToString,
                 response_deserializer=horae_dot_agent_dot_v1_dot_agent__pb2.RunJobReply.FromString,
                 _registered_method=True)
+        self.RemovePeer = channel.unary_unary(
+                '/horae.agent.v1.Agent/RemovePeer',
+                request_serializer=horae_dot_agent_dot_v1_dot_agent__pb2.RemovePeerRequest.SerializeToString,
+                response_deserializer=horae_dot_agent_dot_v1_dot_agent__pb2.RemovePeerReply.FromString,
+                _registered_method=True)
 
 
 class AgentServicer:
@@ -101,6 +106,13 @@ class AgentServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RemovePeer(self, request, context):
+        """Remove a server from the Raft membership, one change at a time; a follower forwards it to the leader.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -128,6 +140,11 @@ def add_AgentServicer_to_server(servicer, server):
                     servicer.RunJob,
                     request_deserializer=horae_dot_agent_dot_v1_dot_agent__pb2.RunJobRequest.FromString,
                     response_serializer=horae_dot_agent_dot_v1_dot_agent__pb2.RunJobReply.SerializeToString,
+            ),
+            'RemovePeer': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemovePeer,
+                    request_deserializer=horae_dot_agent_dot_v1_dot_agent__pb2.RemovePeerRequest.FromString,
+                    response_serializer=horae_dot_agent_dot_v1_dot_agent__pb2.RemovePeerReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -265,6 +282,33 @@ class Agent:
             '/horae.agent.v1.Agent/RunJob',
             horae_dot_agent_dot_v1_dot_agent__pb2.RunJobRequest.SerializeToString,
             horae_dot_agent_dot_v1_dot_agent__pb2.RunJobReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemovePeer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/horae.agent.v1.Agent/RemovePeer',
+            horae_dot_agent_dot_v1_dot_agent__pb2.RemovePeerRequest.SerializeToString,
+            horae_dot_agent_dot_v1_dot_agent__pb2.RemovePeerReply.FromString,
             options,
             channel_credentials,
             insecure,
