@@ -190,7 +190,15 @@ class Agent:
             leader = raft.leader_address
             return None if leader is None else directory.rpc_address(leader)
 
-        worker = Worker(node, runner, running, rpc_client, leader_rpc_address, config.heartbeat_seconds)
+        worker = Worker(
+            node,
+            runner,
+            running,
+            rpc_client,
+            leader_rpc_address,
+            config.heartbeat_seconds,
+            dispatcher.results_in_flight,
+        )
         worker_task = asyncio.create_task(worker.run())
 
         host_name, port = config.http_host_port

@@ -90,6 +90,7 @@ class Dispatcher:
         # Executions this leader started and that have not finished, per node: "least busy" for untagged jobs.
         self._busy: Counter[str] = Counter()
         self._candidates: tuple[int, list[Candidate]] = (-1, [])
+        self._recording: set[ExecutionKey] = set()
 
     # -- entry points --------------------------------------------------------------------------
     async def fire(self, job_name: str, slot_ms: int) -> None:
@@ -188,6 +189,7 @@ class Dispatcher:
                 "attempt": launch.attempt,
                 "kind": launch.kind,
                 "node": node,
+                "created_ms": int(self._clock() * 1000),
             }
             for node in nodes
         ]
@@ -240,8 +242,13 @@ class Dispatcher:
                 order = ExecutionOrder(
                     job, intent["id"], intent["group"], intent["attempt"], intent["slot_ms"], launch.kind
                 )
-                execution, finished_ms = await self._runner.run(order)
-                await self._record(execution, finished_ms)
+                key = (intent["job"], intent["id"])
+                self._recording.add(key)
+                try:
+                    execution, finished_ms = await self._runner.run(order)
+                    await self._record(execution, finished_ms)
+                finally:
+                    self._recording.discard(key)
             else:
                 execution = await self._run_remote(job, intent)
                 if execution is None:  # stopped here; the node reports to whoever leads then
@@ -289,14 +296,33 @@ class Dispatcher:
         return True
 
     # -- news from nodes' links (LinkEvents) -----------------------------------------------------
-    async def node_registered(self, node: str, live: set[ExecutionKey]) -> None:
-        """A node linked: its intents that it neither runs nor has a result for were lost (it restarted)."""
+    async def node_registered(self, node: str, live: set[ExecutionKey], booted_at_ms: int) -> None:
+        """A node linked: settle its open intents that it neither runs nor has a result for.
+
+        One committed before the node's process started died with an earlier process: it is
+        recorded as failed (running it again could run it twice). One committed while this process
+        ran never reached it (the leader that sent it died first): it is sent now, late but once.
+        """
         if node == self._node_name:
             return
         for intent in [i for i in list(self._state.intents.values()) if i.get("node") == node]:
             key = (intent["job"], intent["id"])
-            if key not in live:
-                await self._fail_remote(intent, f"node {node} lost this execution (it restarted or never received it)")
+            if key in live or key in self._waiters:
+                continue
+            created_ms = intent.get("created_ms", intent["slot_ms"] - 1000)
+            job = self._state.jobs.get(intent["job"])
+            if booted_at_ms and booted_at_ms < created_ms and job is not None:
+                log.info("sending an execution that never reached its node", extra=fields(job=key[0], execution=key[1]))
+                launch = Launch(intent["job"], intent["slot_ms"], intent["attempt"], intent["kind"])
+                self._spawn(self._run_one(job, launch, intent))
+            else:
+                await self._fail_remote(
+                    intent, f"node {node} restarted while this execution ran; its outcome is unknown"
+                )
+
+    def results_in_flight(self) -> set[ExecutionKey]:
+        """Executions this node ran itself whose results are not committed yet (for its link's Register)."""
+        return set(self._recording)
 
     def execution_started(self, node: str, key: ExecutionKey, started_at_ms: int) -> None:
         running = self._running.get(*key)

@@ -43,6 +43,7 @@ class Worker:
         client: RpcClient,
         find_leader: LeaderFinder,
         heartbeat_seconds: float = 3.0,
+        also_live: Callable[[], set[ExecutionKey]] | None = None,
     ) -> None:
         self.node = node
         self._runner = runner
@@ -50,6 +51,9 @@ class Worker:
         self._client = client
         self._find_leader = find_leader
         self.heartbeat_seconds = heartbeat_seconds
+        # On a server: executions its dispatcher ran itself whose results are still on their way.
+        self._also_live = also_live
+        self.booted_at_ms = int(time.time() * 1000)
         self._executing: dict[ExecutionKey, asyncio.Task] = {}
         self._unreported: dict[ExecutionKey, agent_pb2.ExecutionResult] = {}
         self._recently_done: OrderedDict[ExecutionKey, None] = OrderedDict()
@@ -112,11 +116,17 @@ class Worker:
             call.cancel()
 
     def _register_message(self) -> agent_pb2.NodeMessage:
+        me = self.node.node_name
+        running = {(r.job_name, r.execution_id) for r in self._running if r.node_name == me}
+        running |= set(self._executing)
+        if self._also_live is not None:
+            running |= self._also_live()
         return agent_pb2.NodeMessage(
             register=agent_pb2.Register(
                 node=self.node,
-                running=[ref(key) for key in self._executing],
+                running=[ref(key) for key in running],
                 unreported=[ref(key) for key in self._unreported],
+                booted_at_ms=self.booted_at_ms,
             )
         )
 

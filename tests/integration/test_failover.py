@@ -43,10 +43,10 @@ def create_jobs(agent: AgentProcess) -> None:
 
 
 def every_job_ran_after(agent: AgentProcess, moment_ms: int, timeout: float) -> None:
-    """Wait until every job has a finished execution whose slot is after `moment_ms`."""
+    """Wait until every job has an execution whose slot is after `moment_ms`, in the settled ledger."""
 
     def done() -> bool:
-        ledger = slot_ledger(agent, JOBS, settled_ms=0)
+        ledger = slot_ledger(agent, JOBS)
         return all(slots and slots[-1] > moment_ms for slots in ledger.values())
 
     wait_until(done, timeout, 0.2, f"every job to run a slot after {moment_ms}")

@@ -31,7 +31,7 @@ ExecutionKey = tuple[str, str]  # (job name, execution id)
 class LinkEvents(Protocol):
     """What the leader does with news from a node (the dispatcher implements it)."""
 
-    async def node_registered(self, node: str, live: set[ExecutionKey]) -> None: ...
+    async def node_registered(self, node: str, live: set[ExecutionKey], booted_at_ms: int) -> None: ...
 
     def execution_started(self, node: str, key: ExecutionKey, started_at_ms: int) -> None: ...
 
@@ -177,7 +177,7 @@ class NodeLinks:
                 )
             )
             live = {key_of(r) for r in register.running} | {key_of(r) for r in register.unreported}
-            await self.events.node_registered(name, live)
+            await self.events.node_registered(name, live, register.booted_at_ms)
             self._links[name] = link
             self._linked.setdefault(name, asyncio.Event()).set()
             log.info("node linked", extra=fields(node=name, running=len(register.running)))

@@ -98,14 +98,16 @@ class ExecutionRef(_message.Message):
     def __init__(self, job_name: _Optional[str] = ..., execution_id: _Optional[str] = ...) -> None: ...
 
 class Register(_message.Message):
-    __slots__ = ("node", "running", "unreported")
+    __slots__ = ("node", "running", "unreported", "booted_at_ms")
     NODE_FIELD_NUMBER: _ClassVar[int]
     RUNNING_FIELD_NUMBER: _ClassVar[int]
     UNREPORTED_FIELD_NUMBER: _ClassVar[int]
+    BOOTED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     node: NodeInfo
     running: _containers.RepeatedCompositeFieldContainer[ExecutionRef]
     unreported: _containers.RepeatedCompositeFieldContainer[ExecutionRef]
-    def __init__(self, node: _Optional[_Union[NodeInfo, _Mapping]] = ..., running: _Optional[_Iterable[_Union[ExecutionRef, _Mapping]]] = ..., unreported: _Optional[_Iterable[_Union[ExecutionRef, _Mapping]]] = ...) -> None: ...
+    booted_at_ms: int
+    def __init__(self, node: _Optional[_Union[NodeInfo, _Mapping]] = ..., running: _Optional[_Iterable[_Union[ExecutionRef, _Mapping]]] = ..., unreported: _Optional[_Iterable[_Union[ExecutionRef, _Mapping]]] = ..., booted_at_ms: _Optional[int] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
     __slots__ = ()
