@@ -198,6 +198,7 @@ class Agent:
             leader_rpc_address,
             config.heartbeat_seconds,
             dispatcher.results_in_flight,
+            no_leader_poll_seconds=0.05,  # its own Raft member knows
         )
         worker_task = asyncio.create_task(worker.run())
 

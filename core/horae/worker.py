@@ -28,8 +28,10 @@ log = logging.getLogger("horae.worker")
 
 # Executions acknowledged by a leader are remembered this long (by count), to refuse a repeated run request.
 RECENTLY_DONE = 10_000
-RECONNECT_SECONDS = 0.1
+RECONNECT_SECONDS = 0.05
 MAX_RECONNECT_SECONDS = 1.0
+# While no leader is known: a client asks a server over the network, so less often than a server asks itself.
+NO_LEADER_POLL_SECONDS = 0.25
 
 LeaderFinder = Callable[[], Awaitable[str | None]]
 
@@ -44,6 +46,7 @@ class Worker:
         find_leader: LeaderFinder,
         heartbeat_seconds: float = 3.0,
         also_live: Callable[[], set[ExecutionKey]] | None = None,
+        no_leader_poll_seconds: float = NO_LEADER_POLL_SECONDS,
     ) -> None:
         self.node = node
         self._runner = runner
@@ -54,6 +57,7 @@ class Worker:
         # On a server: executions its dispatcher ran itself whose results are still on their way.
         self._also_live = also_live
         self.booted_at_ms = int(time.time() * 1000)
+        self._no_leader_poll_seconds = no_leader_poll_seconds
         self._executing: dict[ExecutionKey, asyncio.Task] = {}
         self._unreported: dict[ExecutionKey, agent_pb2.ExecutionResult] = {}
         self._recently_done: OrderedDict[ExecutionKey, None] = OrderedDict()
@@ -68,18 +72,22 @@ class Worker:
         delay = RECONNECT_SECONDS
         while not self._stopping:
             address = await self._find_leader()
-            if address is not None:
-                try:
-                    await self._link(address)
-                    delay = RECONNECT_SECONDS
-                except asyncio.CancelledError:
-                    raise
-                except grpc.aio.AioRpcError as error:
-                    log.debug("link to leader failed", extra=fields(leader=address, error=error.code().name))
-                except Exception as error:
-                    log.warning("link to leader broke", extra=fields(leader=address, error=repr(error)))
+            if address is None:
+                # An election is on: look again soon, the new leader waits for its nodes to link.
+                await asyncio.sleep(self._no_leader_poll_seconds)
+                continue
+            try:
+                await self._link(address)
+                delay = RECONNECT_SECONDS
+            except asyncio.CancelledError:
+                raise
+            except grpc.aio.AioRpcError as error:
+                log.debug("link to leader failed", extra=fields(leader=address, error=error.code().name))
+            except Exception as error:
+                log.warning("link to leader broke", extra=fields(leader=address, error=repr(error)))
             if self._stopping:
                 return
+            # Backing off only when the leader we know refuses or fails, not while none is known.
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_RECONNECT_SECONDS)
 

@@ -36,6 +36,8 @@ from tests.integration.cluster_support import (
 )
 
 KILLS = 20
+# Each kill follows this long with all three servers up.
+SETTLE_S = 3.0
 FAILOVER_JOBS = 20  # @every 1s each: some slot falls due every 50 ms
 RATES = (300, 500)
 SIMULATED_AGENTS = 1000
@@ -94,6 +96,7 @@ async def failover(root: Path) -> list[tuple]:
             cluster[cluster.index(leader)] = again
             await asyncio.to_thread(again.start, TIMEOUT_S)
             await asyncio.to_thread(wait_status, new_leader, again.node_name, "alive", TIMEOUT_S)
+            await asyncio.sleep(SETTLE_S)  # a restarted server catches up before the next kill
         leader = by_name(cluster, await asyncio.to_thread(agreed_leader, cluster, TIMEOUT_S))
         await asyncio.sleep(3)  # intents of killed leaders close when their heartbeat deadline passes
         ledger = await asyncio.to_thread(slot_ledger, leader, names)
