@@ -65,6 +65,8 @@ class NodeLink:
     name: str
     outbox: asyncio.Queue = field(default_factory=asyncio.Queue)
     closed: asyncio.Event = field(default_factory=asyncio.Event)
+    # The process linking is the one that already left (it is finishing up): it stays left, no deadline.
+    departed: bool = False
 
     def send(self, message: agent_pb2.LeaderMessage) -> None:
         self.outbox.put_nowait(message)
@@ -166,11 +168,14 @@ class NodeLinks:
         previous = self._links.pop(name, None)
         if previous is not None:
             previous.close()
-        self.heartbeats.beat(name)
+        link.departed = self._already_left(register)
+        if not link.departed:
+            self.heartbeats.beat(name)
         reader = asyncio.create_task(self._read(context, link))
         writer = asyncio.create_task(self._write(context, link))
         try:
-            await self._register(register)
+            if not link.departed:
+                await self._register(register)
             link.send(
                 agent_pb2.LeaderMessage(
                     welcome=agent_pb2.Welcome(leader_name=self._leader_name, heartbeat_seconds=self._heartbeat_seconds)
@@ -193,6 +198,13 @@ class NodeLinks:
                     event.clear()
             log.info("node unlinked", extra=fields(node=name))
 
+    def _already_left(self, register: agent_pb2.Register) -> bool:
+        """True when this node's record says it left after its process started: a late link of a leaving node
+        (a leader that handed over and left) must not make it alive again; a restarted one is alive."""
+        record = self._state.members.get(register.node.node_name) or {}
+        left_at = record.get("status_changed_ms") or 0
+        return record.get("status") == "left" and 0 < register.booted_at_ms <= left_at
+
     async def _register(self, register: agent_pb2.Register) -> None:
         record = member_record(register.node)
         current = self._state.members.get(record["name"]) or {}
@@ -213,7 +225,8 @@ class NodeLinks:
                     return
                 body = message.WhichOneof("body")
                 if body == "heartbeat":
-                    self.heartbeats.beat(link.name)
+                    if not link.departed:
+                        self.heartbeats.beat(link.name)
                 elif body == "output":
                     self.events.execution_output(link.name, key_of(message.output.execution), message.output.chunk)
                 elif body == "started":
