@@ -116,7 +116,13 @@ class Leadership:
                 slot = self._schedules.next_fire_ms(job, now_ms - 1)
             # Missed slots first, oldest first: the state machine accepts a job's scheduled slots only
             # in increasing order, so the job goes back into the heap only after they are committed.
+            # A slot at or before the job's last claimed slot already ran (a leader that died while catching up
+            # had committed it but not the job's next fire time): skipped here without a Raft round trip each.
+            runtime = self._state.runtime.get(name)
+            claimed = runtime.last_scheduled_slot_ms if runtime is not None else None
             for missed_slot in slots_to_run:
+                if claimed is not None and missed_slot <= claimed:
+                    continue
                 log.info("catching up", extra=fields(job=name, slot=format_ms(missed_slot)))
                 await self.dispatcher.catch_up(name, missed_slot)
             if skipped:
