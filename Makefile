@@ -31,6 +31,7 @@ run: install
 	$(VENV)/bin/horae agent --dev
 
 test: install go-example
+	sh scripts/ensure_chromium.sh
 	$(PY) -m pytest tests -q
 
 bench: install

@@ -18,17 +18,21 @@ import uvicorn
 
 from horae.cluster.formation import FORMATION_TIMEOUT, FormationError, announce_member, form_cluster
 from horae.cluster.heartbeat import Heartbeats
+from horae.cluster.history import HistoryCatchUp
 from horae.cluster.links import NodeLinks
 from horae.cluster.locator import ServerLocator
 from horae.cluster.raft import RaftNode, RaftSettings
 from horae.cluster.rpc import AgentServicer, Directory, LeaderForwarder, RpcClient, RpcServer, ServerInfo
 from horae.cluster.state import ClusterState
+from horae.cluster.tls import RpcTls, TlsSetupError, rpc_tls
 from horae.config import AgentConfig
 from horae.dispatch import Dispatcher, LocalNode
 from horae.host.discovery import DEFAULT_PLUGIN_DIRS, discover_plugins
 from horae.host.supervisor import PluginHost
 from horae.leader import Leadership, state_listener
 from horae.logs import fields
+from horae.metrics import Metrics
+from horae.notifier import Notifier
 from horae.runner import ExecutionRunner
 from horae.running import RunningExecutions
 from horae.schedule_book import ScheduleBook
@@ -92,12 +96,15 @@ class Agent:
         if not config.join and not config.retry_join:
             log.error("a client agent needs --join with a server's RPC address (or --server to be one)")
             raise SystemExit(2)
+        tls = self._rpc_tls()
         host, executors = await self._start_host()
         running = RunningExecutions()
         runner = ExecutionRunner(host, ScheduleBook(), running, config.node_name)
-        rpc_client = RpcClient(key=config.encrypt)
+        rpc_client = RpcClient(key=config.encrypt, tls=tls)
         locator = ServerLocator(rpc_client, config.node_name, [*config.join, *config.retry_join])
-        node = describe_node(config.node_name, "client", dict(config.tags), executors)
+        node = describe_node(
+            config.node_name, "client", dict(config.tags), executors, config_schemas=host.config_schemas()
+        )
         worker = Worker(node, runner, running, rpc_client, locator.leader_rpc_address, config.heartbeat_seconds)
         worker_task = asyncio.create_task(worker.run())
         log.info("agent started", extra=fields(node=config.node_name, server=False, join=",".join(config.join)))
@@ -119,9 +126,10 @@ class Agent:
         raft_dir = os.path.join(config.data_dir, "raft")
         me = ServerInfo(config.node_name, config.raft_address, self._rpc_address(), dict(config.tags))
         directory = Directory(me, state)
-        rpc_client = RpcClient(key=config.encrypt)
+        tls = self._rpc_tls()
+        rpc_client = RpcClient(key=config.encrypt, tls=tls)
         servicer = AgentServicer(directory, rpc_client)
-        rpc_server = RpcServer(servicer, f"{config.bind_addr}:{config.rpc_port}", key=config.encrypt)
+        rpc_server = RpcServer(servicer, f"{config.bind_addr}:{config.rpc_port}", key=config.encrypt, tls=tls)
         await rpc_server.start()
         peers = await self._form(directory, rpc_client, raft_dir)
         if peers is None:
@@ -134,18 +142,24 @@ class Agent:
         schedules = ScheduleBook()
         running = RunningExecutions()
 
+        metrics = Metrics()
         leadership_changes: asyncio.Queue[bool] = asyncio.Queue()
         raft = RaftNode(
             config.raft_address,
             peers,
             state,
             raft_dir,
-            RaftSettings(multiplier=config.raft_multiplier, password=config.encrypt or None),
-            on_leadership=leadership_changes.put_nowait,
+            RaftSettings(
+                multiplier=config.raft_multiplier,
+                password=config.encrypt or None,
+                snapshot_threshold=config.raft_snapshot_threshold,
+            ),
+            on_leadership=metrics.leadership_listener(leadership_changes.put_nowait),
             forwarder=LeaderForwarder(rpc_client, directory.rpc_address),
+            history=store,
         )
         servicer.raft = raft
-        announce_task = asyncio.create_task(announce_member(raft, me, executors))
+        announce_task = asyncio.create_task(announce_member(raft, me, executors, host.config_schemas()))
         runner = ExecutionRunner(host, schedules, running, config.node_name)
         leadership = Leadership(raft, state, schedules)
 
@@ -154,6 +168,7 @@ class Agent:
 
         heartbeats = Heartbeats(raft, state, config.node_name, node_failed, config.failure_seconds)
         links = NodeLinks(raft, state, heartbeats, config.node_name, config.heartbeat_seconds)
+        notifier = Notifier(config, store.executions)
         dispatcher = Dispatcher(
             raft,
             state,
@@ -163,12 +178,13 @@ class Agent:
             LocalNode(config.node_name, dict(config.tags), frozenset(executors)),
             links,
             leadership.scheduler.set,
+            on_result=notifier.execution_recorded,
         )
         links.events = dispatcher
         servicer.links = links
         servicer.run_job = dispatcher.run_now
         leadership.attach(dispatcher, links)
-        state.listener = state_listener(loop, leadership)
+        state.listener = metrics.counting(state_listener(loop, leadership), lambda: raft.is_leader)
         service = HoraeService(
             config,
             state,
@@ -184,7 +200,18 @@ class Agent:
             directory,
         )
         service.stop_agent = self.request_stop
-        node = describe_node(config.node_name, "server", dict(config.tags), executors, me.rpc_address, me.raft_address)
+        servicer.stop_run, servicer.store = service.stop_on_leader, store
+        history_task = asyncio.create_task(HistoryCatchUp(store, directory, raft, rpc_client).run())
+        service.metrics = metrics
+        node = describe_node(
+            config.node_name,
+            "server",
+            dict(config.tags),
+            executors,
+            me.rpc_address,
+            me.raft_address,
+            config_schemas=host.config_schemas(),
+        )
 
         async def leader_rpc_address() -> str | None:
             leader = raft.leader_address
@@ -212,6 +239,8 @@ class Agent:
                 lifespan="off",
                 access_log=False,
                 timeout_graceful_shutdown=HTTP_SHUTDOWN_SECONDS,
+                ssl_certfile=config.cert_file or None,
+                ssl_keyfile=config.key_file or None,
             )
         )
         server_task = asyncio.create_task(server.serve())
@@ -234,6 +263,7 @@ class Agent:
         )
         worker_task.cancel()
         await asyncio.gather(worker_task, return_exceptions=True)
+        await notifier.stop()
         await links.stop()
         server.should_exit = True
         try:
@@ -241,12 +271,23 @@ class Agent:
         except Exception:
             server.force_exit = True
             server_task.cancel()
+        history_task.cancel()
+        await asyncio.gather(history_task, return_exceptions=True)
         await host.stop()
         await rpc_server.stop()
         await rpc_client.close()
         raft.destroy()
         store.close()
         log.info("agent stopped")
+
+    def _rpc_tls(self) -> RpcTls | None:
+        """Inter-node gRPC's TLS from --cert-file/--key-file/--ca-file or --auto-tls; exits with 2 on a bad file."""
+        config = self.config
+        try:
+            return rpc_tls(config.cert_file, config.key_file, config.ca_file, config.auto_tls, config.encrypt)
+        except TlsSetupError as error:
+            log.error("inter-node TLS settings not usable", extra=fields(error=str(error)))
+            raise SystemExit(2) from None
 
     def _rpc_address(self) -> str:
         return f"{self.config.advertise_addr or self.config.bind_addr}:{self.config.rpc_port}"

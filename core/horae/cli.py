@@ -9,14 +9,17 @@ import json
 import sys
 from collections.abc import Sequence
 
+from horae.access_tokens import TokenFileError, load_tokens
 from horae.api_client import ApiError
 from horae.cli_cluster import add_cluster_commands
 from horae.cli_jobs import add_jobs_commands
+from horae.cli_notify import NOTIFICATION_SETTINGS, add_notification_flags
 from horae.config import (
     ConfigError,
     Layer,
     build_config,
     check_log_level,
+    check_serving,
     dev_data_dir,
     dev_layer,
     from_environment,
@@ -82,11 +85,35 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument(
         "--encrypt", metavar="KEY", help="the cluster key, the same on every node (`horae keygen` makes one)"
     )
+    agent.add_argument("--acl-tokens", metavar="FILE", help="API tokens (YAML); every /v1 call then needs one")
+    agent.add_argument(
+        "--insecure-http",
+        action="store_true",
+        default=None,
+        help="serve an open API (no --acl-tokens) on a non-loopback --http-addr anyway",
+    )
+    agent.add_argument(
+        "--ui-base-path", metavar="PATH", help="the path prefix a reverse proxy strips before /ui, e.g. /horae"
+    )
+    agent.add_argument(
+        "--cert-file", metavar="PEM", help="serve the API over HTTPS and inter-node gRPC over TLS with this"
+    )
+    agent.add_argument("--key-file", metavar="PEM", help="the private key of --cert-file")
+    agent.add_argument(
+        "--ca-file", metavar="PEM", help="check servers' inter-node TLS certificates with this CA (default: system's)"
+    )
+    agent.add_argument(
+        "--auto-tls",
+        action="store_true",
+        default=None,
+        help="inter-node gRPC over mutual TLS with certificates from a CA derived from --encrypt's key",
+    )
     # Also accepted after `agent`, as Dkron has it (`dkron agent --log-level debug`); a separate dest, because
     # the subcommand's default would otherwise overwrite `horae --log-level debug agent`.
     agent.add_argument(
         "--log-level", dest="agent_log_level", metavar="LOG_LEVEL", help="debug, info, warning or error (default: info)"
     )
+    add_notification_flags(agent)
     agent.set_defaults(run=run_agent)
     add_jobs_commands(commands)
     add_cluster_commands(commands)
@@ -114,6 +141,14 @@ AGENT_SETTINGS = (
     "shutdown_grace",
     "raft_multiplier",
     "encrypt",
+    "acl_tokens",
+    "insecure_http",
+    "ui_base_path",
+    "cert_file",
+    "key_file",
+    "ca_file",
+    "auto_tls",
+    *NOTIFICATION_SETTINGS,
 )
 
 
@@ -141,7 +176,10 @@ def run_agent(args: argparse.Namespace) -> int:
             raise ConfigError(
                 "--data-dir is required (or HORAE_DATA_DIR, or data-dir in the config file; --dev for a temporary one)"
             )
-    except (ConfigError, OSError) as error:
+        check_serving(config)
+        if config.acl_tokens:
+            load_tokens(config.acl_tokens)  # refuse a bad file now, not at the first request
+    except (ConfigError, TokenFileError, OSError) as error:
         print(f"horae agent: {_one_line(error)}", file=sys.stderr)
         return 2
     setup_logging(config.log_level)

@@ -13,37 +13,50 @@ from horae.table import format_table
 
 def add_jobs_commands(commands: argparse._SubParsersAction) -> None:
     jobs = commands.add_parser("jobs", help="list, change, run and stop jobs through the API")
-    jobs.add_argument("--address", help="the API (default: $HORAE_ADDR or http://127.0.0.1:8080)")
-    jobs.add_argument("--token", help="API token (default: $HORAE_TOKEN)")
-    jobs.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    _connection_options(jobs)
+    # The same options after the subcommand (`horae jobs list --token …`); given there, they win.
+    after = argparse.ArgumentParser(add_help=False)
+    _connection_options(after, default=argparse.SUPPRESS)
     sub = jobs.add_subparsers(dest="jobs_command", required=True, metavar="SUBCOMMAND")
-    sub.add_parser("list", help="every job with its status and next run").set_defaults(run=jobs_list)
+
+    def add(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, parents=[after])
+
+    add("list", "every job with its status and next run").set_defaults(run=jobs_list)
     for name, handler, text in (
         ("show", jobs_show, "one job, all fields"),
         ("run", jobs_run, "run a job now"),
         ("toggle", jobs_toggle, "enable or disable a job"),
         ("delete", jobs_delete, "delete a job and its executions"),
     ):
-        command = sub.add_parser(name, help=text)
+        command = add(name, text)
         command.add_argument("name")
         command.set_defaults(run=handler)
-    executions = sub.add_parser("executions", help="a job's executions, newest first")
+    executions = add("executions", "a job's executions, newest first")
     executions.add_argument("name")
     executions.add_argument("--limit", type=int, default=20)
     executions.set_defaults(run=jobs_executions)
-    stop = sub.add_parser("stop", help="stop a running execution")
+    stop = add("stop", "stop a running execution")
     stop.add_argument("name")
     stop.add_argument("execution_id")
     stop.set_defaults(run=jobs_stop)
-    apply = sub.add_parser("apply", help="create or update jobs from a JSON file (one job or an array)")
+    apply = add("apply", "create or update jobs from a JSON file (one job or an array)")
     apply.add_argument("-f", "--file", required=True, help="the file, or - for stdin")
     apply.set_defaults(run=jobs_apply)
-    export = sub.add_parser("export", help="write every job as a JSON array")
+    export = add("export", "write every job as a JSON array")
     export.add_argument("-o", "--output", default="-", help="the file (default: stdout)")
     export.set_defaults(run=jobs_export)
-    restore = sub.add_parser("import", help="restore jobs from an export or a Dkron GET /v1/jobs dump")
+    restore = add("import", "restore jobs from an export or a Dkron GET /v1/jobs dump")
     restore.add_argument("-f", "--file", required=True, help="the file, or - for stdin")
     restore.set_defaults(run=jobs_import)
+
+
+def _connection_options(parser: argparse.ArgumentParser, default: Any = None) -> None:
+    parser.add_argument("--address", default=default, help="the API (default: $HORAE_ADDR or http://127.0.0.1:8080)")
+    parser.add_argument("--token", default=default, help="API token (default: $HORAE_TOKEN)")
+    parser.add_argument(
+        "--json", action="store_true", default=False if default is None else default, help="print JSON, not tables"
+    )
 
 
 def _client(args: argparse.Namespace) -> ApiClient:

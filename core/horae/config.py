@@ -8,14 +8,17 @@ and what is accepted. `--dev` is a layer just above the built-in defaults: anyth
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
 import os
+import re
 import socket
 import tempfile
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 DEFAULT_HTTP_ADDR = "127.0.0.1:8080"
 DEFAULT_RPC_PORT = 6868
@@ -28,10 +31,10 @@ TRUE_WORDS = ("true", "1", "yes", "on")
 FALSE_WORDS = ("false", "0", "no", "off")
 
 # Settings whose values are secrets: error messages do not repeat them.
-SECRET_SETTINGS = frozenset({"encrypt"})
+SECRET_SETTINGS = frozenset({"encrypt", "mail_password"})
 
 # Other spellings of a setting (config file keys and HORAE_* names), e.g. plugin-dir like the --plugin-dir flag.
-ALIASES = {"plugin_dir": "plugin_dirs"}
+ALIASES = {"plugin_dir": "plugin_dirs", "webhook_url": "webhook_endpoint"}
 
 
 class ConfigError(ValueError):
@@ -61,11 +64,39 @@ class AgentConfig:
     max_executions: int = 100
     shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE
     raft_multiplier: float = 1.0
+    # Consul's raft_snapshot_threshold: compact the Raft log into a snapshot once it holds this many entries.
+    raft_snapshot_threshold: int = 20000
     # Nodes beat on their link to the leader this often; one silent for failure_seconds is marked failed.
     heartbeat_seconds: float = 3.0
     failure_seconds: float = 10.0
+    # API tokens (docs/operations.md): a YAML file of {name, secret, role}; without one the API is open, and is
+    # then served on a loopback address only, unless insecure_http says that is meant.
+    acl_tokens: str = ""
+    insecure_http: bool = False
+    # The web UI behind a reverse proxy that strips this prefix (Dkron #1415): pages link to <prefix>/ui/...
+    ui_base_path: str = ""
+    # HTTPS for the API: a PEM certificate (chain) and its key; a server serves inter-node gRPC over TLS with them.
+    cert_file: str = ""
+    key_file: str = ""
+    # The CA that signed the servers' certificates, for inter-node gRPC (default: the system trust store).
+    ca_file: str = ""
+    # Inter-node gRPC over mutual TLS with certificates from a CA derived from the cluster key (needs encrypt).
+    auto_tls: bool = False
     # Dkron's encrypt: the cluster key (base64 of 16, 24 or 32 bytes, `horae keygen`); "" for none.
     encrypt: str = ""
+    # Notifications (docs/notifications.md), Dkron's flags. Mail goes through this SMTP server: to each job's
+    # owner_email for every execution, and to the addresses of a job's notify block.
+    mail_host: str = ""
+    mail_port: int = 25
+    mail_username: str = ""
+    mail_password: str = ""
+    mail_from: str = ""
+    mail_subject_prefix: str = "[horae]"
+    mail_payload: str = ""  # the mail body template; "" for the execution report
+    # Dkron's webhook-endpoint (webhook-url before Dkron 3.2): called for every execution.
+    webhook_endpoint: str = ""
+    webhook_payload: str = ""  # the body template; "" for a JSON document of the execution
+    webhook_headers: list[str] = field(default_factory=list)  # "Name: value" each
 
     @property
     def http_host_port(self) -> tuple[str, int]:
@@ -226,7 +257,7 @@ def _convert(name: str, value: Any, where: str) -> Any:
     if name == "log_level":
         return check_log_level(value, f"{where}: setting log_level")
     try:
-        converted = _CONVERTERS[SETTINGS[name]](value)
+        converted = _CONVERTERS_BY_NAME.get(name, _CONVERTERS[SETTINGS[name]])(value)
         check = _CHECKS.get(name)
         if check is not None:
             check(converted)
@@ -317,6 +348,39 @@ def key_values(items: Iterable[str]) -> dict[str, str]:
     return pairs
 
 
+# "Name: value, Other: value": a comma starts a new header only where a `Name:` follows it (Dkron's flag split every
+# comma, which cut values such as "Accept: a, b").
+_NEXT_HEADER = re.compile(r",\s*(?=[A-Za-z0-9!#$%&'*+.^_`|~-]+\s*:)")
+_HEADER = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+\s*:.*", re.DOTALL)
+
+
+def _to_headers(value: Any) -> list[str]:
+    items = [value] if isinstance(value, str) else _to_list(value)
+    headers = [part.strip() for item in items for part in _NEXT_HEADER.split(item) if part.strip()]
+    for header in headers:
+        if not _HEADER.fullmatch(header):
+            raise _Refused(f"has {header!r}, which is not a header: write Name: value, e.g. Authorization: Bearer x")
+    return headers
+
+
+def web_url_problem(url: str) -> str | None:
+    """Why `url` is not an http(s) URL with a host, or None."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+        return "is not an http:// or https:// URL, e.g. https://hooks.example.com/horae"
+    return None
+
+
+def _web_url(url: str) -> None:
+    if url and (problem := web_url_problem(url)) is not None:
+        raise _Refused(problem)
+
+
+_CONVERTERS_BY_NAME: dict[str, Callable[[Any], Any]] = {"webhook_headers": _to_headers}
+
 _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "bool": _to_bool,
     "int": _to_int,
@@ -345,11 +409,54 @@ def _host_port(address: str) -> None:
         raise _Refused("is not host:port with a port in 1-65535, e.g. 127.0.0.1:8080")
 
 
+def check_serving(config: AgentConfig) -> None:
+    """Refuse an API that anyone on the network could use, and half of a TLS setting."""
+    if bool(config.cert_file) != bool(config.key_file):
+        given, missing = ("cert-file", "key-file") if config.cert_file else ("key-file", "cert-file")
+        raise ConfigError(f"{given} is set but {missing} is not: HTTPS needs both")
+    _check_rpc_tls(config)
+    host, _ = config.http_host_port
+    if config.acl_tokens or config.insecure_http or _is_loopback(host):
+        return
+    raise ConfigError(
+        f"http-addr {config.http_addr}: the API would be open to the network with no API tokens; "
+        "give --acl-tokens FILE (a YAML list of tokens, see docs/operations.md), or --insecure-http "
+        "if an open API on that address is what you want"
+    )
+
+
+def _check_rpc_tls(config: AgentConfig) -> None:
+    """Refuse inter-node TLS settings that contradict each other (docs/operations.md, "TLS")."""
+    if config.auto_tls and not config.encrypt:
+        raise ConfigError("auto-tls needs --encrypt: its certificates come from a CA derived from the cluster key")
+    if config.auto_tls and config.ca_file:
+        raise ConfigError("ca-file and auto-tls both set: auto-tls trusts only the cluster's own CA; keep one")
+    if config.server and config.ca_file and not config.cert_file and not config.auto_tls:
+        raise ConfigError(
+            "ca-file is set but cert-file is not: a server serves inter-node gRPC over TLS with --cert-file and "
+            "--key-file; give them too (--ca-file alone is for a client agent)"
+        )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _parse_host_port(address: str) -> tuple[str, int] | None:
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
         return None
     return host.strip("[]"), int(port)
+
+
+def _base_path(path: str) -> None:
+    if path and (not path.startswith("/") or path.endswith("/") or "//" in path or "?" in path or "#" in path):
+        raise _Refused("must be a URL path that starts with / and does not end with /, e.g. /horae")
 
 
 def _cluster_key(key: str) -> None:
@@ -370,12 +477,16 @@ _CHECKS: dict[str, Callable[[Any], None]] = {
     "max_executions": _at_least(1),
     "shutdown_grace": _at_least(0),
     "raft_multiplier": _at_least(0, exclusive=True),
+    "raft_snapshot_threshold": _at_least(2),
     "retry_interval": _at_least(0, exclusive=True),
     "retry_max": _at_least(0),
     "heartbeat_seconds": _at_least(0, exclusive=True),
     "failure_seconds": _at_least(0, exclusive=True),
     "http_addr": _host_port,
     "encrypt": _cluster_key,
+    "mail_port": _port,
+    "webhook_endpoint": _web_url,
+    "ui_base_path": _base_path,
 }
 
 

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from horae.cluster.links import ExecutionKey, NodeLinks
-from horae.cluster.raft import CommandOutcomeUnknown, NotLeader, RaftNode
-from horae.cluster.state import COMMAND_FORMAT_VERSION, ClusterState, execution_key
+from horae.cluster.raft import DEFAULT_COMMAND_TIMEOUT, CommandOutcomeUnknown, NotLeader, RaftNode
+from horae.cluster.state import COMMAND_FORMAT_VERSION, ClusterState, CommandResult, execution_key
 from horae.cluster.targets import Candidate, candidates_from_members, describe_requirements, select_targets
 from horae.logs import fields
 from horae.model import execution_group, execution_id, format_ms
@@ -33,6 +33,16 @@ log = logging.getLogger("horae.dispatch")
 UNIX_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 MAX_RETRY_BACKOFF_SECONDS = 3600.0
+# A fire whose next fire time was not committed is tried again this much later (while this server leads).
+REFIRE_DELAY_SECONDS = 0.25
+
+# Told of every result this leader records first (not a replay): (execution, job, final); `final` is
+# False when a retry of it follows. Called on the loop: it must return at once and never raise.
+ResultObserver = Callable[[dict[str, Any], dict[str, Any], bool], None]
+
+
+def _ignore_result(execution: dict[str, Any], job: dict[str, Any], final: bool) -> None:
+    pass
 
 
 def command(op: str, **payload: Any) -> dict[str, Any]:
@@ -73,6 +83,7 @@ class Dispatcher:
         links: NodeLinks,
         reschedule: Callable[[str, int | None], None],
         clock: Callable[[], float] = time.time,
+        on_result: ResultObserver = _ignore_result,
     ) -> None:
         self._raft = raft
         self._state = state
@@ -84,6 +95,7 @@ class Dispatcher:
         self._links = links
         self._reschedule = reschedule
         self._clock = clock
+        self._on_result = on_result
         self._tasks: set[asyncio.Task] = set()
         # Remote executions this leader waits for: their result arrives over the node's link.
         self._waiters: dict[ExecutionKey, asyncio.Future] = {}
@@ -107,7 +119,13 @@ class Dispatcher:
         if intents:
             submissions.append(self._raft.submit(command("intent", intents=intents), forward=False))
         results = await asyncio.gather(*submissions, return_exceptions=True)
-        self._reschedule(job_name, next_ms)
+        if isinstance(results[0], (NotLeader, CommandOutcomeUnknown)):
+            # The next fire time was not committed (leadership is moving, or Raft did not answer). Moving past
+            # this slot here would let a later fire's commit skip it for good: try the slot again instead. Its
+            # intent, if that did commit, is launched below, and a second one for the slot is refused.
+            self._fire_again_later(job_name, slot_ms)
+        else:
+            self._reschedule(job_name, next_ms)
         if skip is not None:
             log.info("slot skipped", extra=fields(job=job_name, slot=format_ms(slot_ms), reason=skip))
             return
@@ -123,6 +141,16 @@ class Dispatcher:
                 await self._close_intent(intent, "not started: the agent stopped before the slot")
             raise
         await self._launch(job, launch, intents)
+
+    def _fire_again_later(self, job_name: str, slot_ms: int) -> None:
+        async def again() -> None:
+            await asyncio.sleep(REFIRE_DELAY_SECONDS)
+            runtime = self._state.runtime.get(job_name)
+            if runtime is not None and runtime.next_fire_ms == slot_ms:  # nobody moved the job meanwhile
+                self._reschedule(job_name, slot_ms)
+
+        log.warning("slot to fire again", extra=fields(job=job_name, slot=format_ms(slot_ms)))
+        self._spawn(again())
 
     async def catch_up(self, job_name: str, slot_ms: int) -> None:
         """Run one missed slot now; the intent dedupes it like any scheduled slot."""
@@ -273,7 +301,7 @@ class Dispatcher:
             linked = await self._links.wait_linked(node, self._links.heartbeats.failure_seconds)
             if not linked or not self._links.run(node, job, intent):
                 reason = f"node {node} did not link to the leader within its heartbeat deadline"
-                await self._close_intent(intent, reason)
+                await self._close_intent(intent, reason, final=None)
                 return self._failed_record(intent, reason, None, int(self._clock() * 1000))
             return await waiter
         except asyncio.CancelledError:
@@ -287,13 +315,38 @@ class Dispatcher:
 
     async def _record(self, execution: dict[str, Any], finished_ms: int) -> bool:
         try:
-            await self._raft.submit(command("result", execution=execution, finished_at_ms=finished_ms, unplanned=False))
+            await self._commit_result(execution, finished_ms, final=None)
         except (CommandOutcomeUnknown, NotLeader) as error:
             log.error(
                 "result not recorded", extra=fields(job=execution["job_name"], execution=execution["id"], error=error)
             )
             return False
         return True
+
+    async def _commit_result(
+        self,
+        execution: dict[str, Any],
+        finished_ms: int,
+        final: bool | None,
+        unplanned: bool = False,
+        forward: bool = True,
+        timeout: float = DEFAULT_COMMAND_TIMEOUT,
+    ) -> CommandResult:
+        """Commit a result; when this commit recorded it (not a replay), tell the result observer.
+
+        `final`: whether no retry can follow; None when the caller goes on to `_after`, whose rule decides.
+        """
+        cmd = command("result", execution=execution, finished_at_ms=finished_ms, unplanned=unplanned)
+        result = await self._raft.submit(cmd, timeout=timeout, forward=forward)
+        job = self._state.jobs.get(execution["job_name"])
+        if result.ok and result.reason != "already recorded" and job is not None:
+            if final is None:
+                final = not self._retry_follows(job, int(execution.get("attempt") or 1), bool(execution["success"]))
+            try:
+                self._on_result(execution, job, final)
+            except Exception:  # an observer's bug must not fail the execution path
+                log.exception("result observer failed", extra=fields(job=job["name"], execution=execution["id"]))
+        return result
 
     # -- news from nodes' links (LinkEvents) -----------------------------------------------------
     async def node_registered(self, node: str, live: set[ExecutionKey], booted_at_ms: int) -> None:
@@ -339,9 +392,7 @@ class Dispatcher:
         key = (execution["job_name"], execution["id"])
         intent = self._state.intents.get(execution_key(*key))
         try:
-            result = await self._raft.submit(
-                command("result", execution=execution, finished_at_ms=finished_at_ms, unplanned=False), forward=False
-            )
+            result = await self._commit_result(execution, finished_at_ms, final=None, forward=False)
         except (CommandOutcomeUnknown, NotLeader) as error:
             log.warning("remote result not recorded yet", extra=fields(job=key[0], execution=key[1], error=error))
             return False
@@ -364,7 +415,7 @@ class Dispatcher:
     async def _fail_remote(self, intent: dict[str, Any], reason: str) -> None:
         key = (intent["job"], intent["id"])
         waiter = self._waiters.pop(key, None)
-        record = await self._close_intent(intent, reason)
+        record = await self._close_intent(intent, reason, final=None)
         if waiter is not None and not waiter.done():
             waiter.set_result(record)
         elif (job := self._state.jobs.get(intent["job"])) is not None:
@@ -413,15 +464,21 @@ class Dispatcher:
         }
 
     async def _close_intent(
-        self, intent: dict[str, Any], reason: str, started_at: str | None = None, unplanned: bool = False
+        self,
+        intent: dict[str, Any],
+        reason: str,
+        started_at: str | None = None,
+        unplanned: bool = False,
+        final: bool | None = True,
     ) -> dict[str, Any]:
-        """Record a failed result for an intent whose execution will not report, so it never blocks its job."""
+        """Record a failed result for an intent whose execution will not report, so it never blocks its job.
+
+        `final=None` when the caller goes on to `_after` (a retry may follow).
+        """
         now_ms = int(self._clock() * 1000)
         execution = self._failed_record(intent, reason, started_at, now_ms)
         try:
-            await self._raft.submit(
-                command("result", execution=execution, finished_at_ms=now_ms, unplanned=unplanned), timeout=2.0
-            )
+            await self._commit_result(execution, now_ms, final=final, unplanned=unplanned, timeout=2.0)
         except (CommandOutcomeUnknown, NotLeader) as error:
             log.error("result not recorded", extra=fields(job=intent["job"], execution=intent["id"], error=error))
             return execution
@@ -431,7 +488,7 @@ class Dispatcher:
     # -- what follows a result -------------------------------------------------------------------
     async def _after(self, job: dict[str, Any], launch: Launch, node: str, success: bool) -> None:
         name = job["name"]
-        if not success and launch.attempt <= int(job.get("retries") or 0):
+        if self._retry_follows(job, launch.attempt, success):
             backoff = float(job.get("retry_backoff") or 0) * (2 ** (launch.attempt - 1))
             retry = Launch(name, launch.slot_ms, launch.attempt + 1, "retry")
             await asyncio.sleep(min(backoff, MAX_RETRY_BACKOFF_SECONDS))
@@ -459,6 +516,10 @@ class Dispatcher:
             self._reschedule(name, None)
 
     # -- helpers -------------------------------------------------------------------------------
+    @staticmethod
+    def _retry_follows(job: dict[str, Any], attempt: int, success: bool) -> bool:
+        return not success and attempt <= int(job.get("retries") or 0)
+
     def _skip_reason(self, job: dict[str, Any], slot_ms: int) -> str | None:
         if job.get("disabled"):
             return "job is disabled"

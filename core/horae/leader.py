@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from horae.cluster.links import NodeLinks
-from horae.cluster.raft import RaftNode
+from horae.cluster.raft import CommandOutcomeUnknown, NotLeader, RaftNode
 from horae.cluster.state import ClusterState, Command, CommandResult
 from horae.dispatch import Dispatcher, command
 from horae.logs import fields
@@ -127,7 +127,16 @@ class Leadership:
                 await self.dispatcher.catch_up(name, missed_slot)
             if skipped:
                 log.info("missed slots skipped", extra=fields(job=name, skipped=skipped))
-            await self._raft.submit(command("set_next_fire", job=name, next_fire_ms=slot, missed=skipped))
+            # forward=False: a server that lost the leadership mid catch-up must not move the new leader's jobs.
+            try:
+                await self._raft.submit(
+                    command("set_next_fire", job=name, next_fire_ms=slot, missed=skipped), forward=False
+                )
+            except NotLeader as error:
+                log.warning("catch-up stopped", extra=fields(job=name, error=error))
+                return
+            except CommandOutcomeUnknown as error:  # still leading: schedule it; the next fire commits its time
+                log.warning("next fire time not confirmed", extra=fields(job=name, error=error))
             self.scheduler.set(name, slot)
 
     # -- state changes (the Raft thread hands them here) ---------------------------------------

@@ -163,8 +163,11 @@ class Scheduler:
             fire_ms, name = first
             wait = (fire_ms - self._lead_ms - now_ms) / 1000
             if wait > 0:
+                # asyncio.timeout, not wait_for: on 3.11 wait_for loses a cancel that comes as the event is
+                # set, and a stopped scheduler would go on firing.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), min(wait, MAX_SLEEP_SECONDS))
+                    async with asyncio.timeout(min(wait, MAX_SLEEP_SECONDS)):
+                        await self._changed.wait()
                 continue
             # The launcher sets the following fire time; until then the job is out of the heap.
             self._heap.remove(name)

@@ -17,16 +17,19 @@ from typing import Any
 from horae.cluster import formation, membership
 from horae.cluster.heartbeat import Heartbeats
 from horae.cluster.raft import CommandOutcomeUnknown, MembershipBusy, NotLeader, RaftNode
-from horae.cluster.rpc import Directory, PeerRemovalError, RpcClient
-from horae.cluster.state import ClusterState, JobRuntime
+from horae.cluster.rpc import Directory, PeerRemovalError, RpcClient, StopRefused
+from horae.cluster.state import ClusterState, JobRuntime, execution_key
 from horae.config import AgentConfig
+from horae.config_check import PluginConfigs
 from horae.dispatch import Dispatcher, command
 from horae.errors import BadRequest, Conflict, FieldProblem, NotFound, Unavailable
 from horae.host.supervisor import PluginHost
 from horae.leader import Leadership
 from horae.logs import fields
+from horae.metrics import Metrics
 from horae.model import READ_ONLY_FIELDS, Job, ValidationError, format_ms
-from horae.model.member import STATUS_ALIVE, STATUS_BY_TEXT
+from horae.model.member import SERF_PROTOCOL, STATUS_ALIVE, STATUS_BY_TEXT
+from horae.notifier import unsendable_email
 from horae.running import RunningExecutions
 from horae.schedule import ScheduleError, parse_schedule
 from horae.schedule_book import ScheduleBook
@@ -38,6 +41,7 @@ PEER_REMOVAL_SEEN_SECONDS = 5.0
 # A leaving server retries its steps this long (within the CLI's 30 s HTTP timeout), this often.
 LEAVE_TIMEOUT = 20.0
 LEAVE_RETRY_SECONDS = 0.2
+STOP_REASON = "stopped by request"
 
 log = logging.getLogger("horae.service")
 
@@ -45,6 +49,8 @@ log = logging.getLogger("horae.service")
 class HoraeService:
     # Set by the agent: stops it (after this node left its cluster).
     stop_agent: Callable[[], None] | None = None
+    # Set by the agent: what `/metrics` serves.
+    metrics: Metrics | None = None
 
     def __init__(
         self,
@@ -74,6 +80,8 @@ class HoraeService:
         self.rpc_client = rpc_client
         self.directory = directory
         self.started_at = time.time()
+        # Jobs' executor and processor settings are checked against the schemas the alive nodes' plugins serve.
+        self.plugin_configs = PluginConfigs(state, config.node_name, host.config_schemas())
 
     # -- jobs: reads ---------------------------------------------------------------------------
     def jobs(self) -> list[dict[str, Any]]:
@@ -126,12 +134,16 @@ class HoraeService:
         clean = {k: v for k, v in data.items() if k not in READ_ONLY_FIELDS}
         try:
             warnings: list[str] = []
-            job = Job.from_json(clean, strict=strict, warnings=warnings)
+            job = Job.from_json(clean, strict=strict, warnings=warnings, check=self.plugin_configs.check)
         except ValidationError as error:
             raise BadRequest(str(error), [FieldProblem(e.field, e.message) for e in error.errors]) from None
         stored = job.to_json()
         for key in READ_ONLY_FIELDS:
             stored.pop(key, None)
+        if (problem := unsendable_email(stored, self.config)) is not None:
+            if strict:
+                raise BadRequest(f"notify.email: {problem}", [FieldProblem("notify.email", problem)])
+            warnings.append(f"notify.email: {problem} (accepted on import)")
         return stored, warnings
 
     async def delete_job(self, name: str) -> dict[str, Any]:
@@ -229,16 +241,70 @@ class HoraeService:
         if running is not None:
             return self._running_view(running)
         stored = await asyncio.to_thread(self.store.execution, name, execution_id)
-        if stored is None:
-            raise NotFound(f"execution {execution_id!r} of job {name!r} not found")
-        return stored
+        if stored is not None:
+            return stored
+        intent = self.state.intents.get(execution_key(name, execution_id))
+        if intent is not None:  # running elsewhere: a follower has no live view of it
+            return self._intent_view(intent)
+        raise NotFound(f"execution {execution_id!r} of job {name!r} not found")
 
-    def stop(self, name: str, execution_id: str) -> dict[str, Any]:
+    async def stop(self, name: str, execution_id: str) -> dict[str, Any]:
+        """Stop a running execution wherever it runs: only the leader knows every node's link.
+
+        The execution then ends as failed, its output saying why; what follows a failure (a retry,
+        the next slot) follows as usual. A follower asks the leader (`StopRun`); when no leader
+        answers, an execution running on this very node is still stopped here (its result reaches
+        whoever leads next), anything else is 503.
+        """
+        self.job(name)
+        if self.raft.is_leader:
+            return await self.stop_on_leader(name, execution_id)
+        leader = self.raft.leader_address
+        address = self.directory.rpc_address(leader) if leader else None
+        try:
+            if address is None:
+                raise NotLeader("no leader is known")
+            return await self.rpc_client.stop_run(address, name, execution_id, STOP_REASON)
+        except LookupError as error:
+            raise NotFound(str(error).strip("'\"")) from None
+        except StopRefused as error:
+            raise (Conflict if error.code == "finished" else Unavailable)(str(error)) from None
+        except NotLeader as error:
+            running = self.running.get(name, execution_id)
+            if running is not None and self.running.stop(name, execution_id, STOP_REASON):
+                log.info("execution stopped here: no leader answered", extra=fields(job=name, execution=execution_id))
+                return self._running_view(running)
+            raise Unavailable(
+                f"the leader cannot be reached ({error}); only the leader can stop an execution running on "
+                "another node: retry shortly"
+            ) from None
+
+    async def stop_on_leader(self, name: str, execution_id: str, reason: str = "") -> dict[str, Any]:
+        """On the leader: stop the execution on the node that runs it (here, or down that node's link)."""
+        reason = reason or STOP_REASON
+        self.job(name)
+        intent = self.state.intents.get(execution_key(name, execution_id))
         running = self.running.get(name, execution_id)
-        if running is None:
-            raise NotFound(f"no running execution {execution_id!r} of job {name!r} on this node")
-        self.running.stop(name, execution_id)
-        return self._running_view(running)
+        if intent is None:
+            if running is not None and self.running.stop(name, execution_id, reason):
+                return self._running_view(running)  # not committed yet or already closed: stop what runs
+            stored = await asyncio.to_thread(self.store.execution, name, execution_id)
+            if stored is not None:
+                raise Conflict(f"execution {execution_id!r} of job {name!r} already finished: nothing to stop")
+            raise NotFound(f"execution {execution_id!r} of job {name!r} not found")
+        node = intent.get("node") or self.config.node_name
+        if node == self.config.node_name:
+            if running is None or not self.running.stop(name, execution_id, reason):
+                raise Conflict(f"execution {execution_id!r} of job {name!r} has not started yet; retry in a moment")
+        else:
+            links = self.leadership.links
+            if links is None or not links.stop_execution(node, (name, execution_id), reason):
+                raise Unavailable(
+                    f"node {node} running execution {execution_id!r} is not linked to the leader; retry shortly "
+                    "(a node that stays away is failed, and its executions with it)"
+                )
+        log.info("execution stop sent", extra=fields(job=name, execution=execution_id, node=node, reason=reason))
+        return self._running_view(running) if running is not None else self._intent_view(intent)
 
     @staticmethod
     def _intent_view(intent: dict[str, Any]) -> dict[str, Any]:
@@ -301,6 +367,7 @@ class HoraeService:
             "Port": int(port) if port.isdigit() else 0,
             "Tags": {**(record.get("tags") or {}), "role": "dkron" if role == "server" else "client"},
             "Status": STATUS_BY_TEXT.get(status, STATUS_ALIVE),
+            **SERF_PROTOCOL,  # Dkron's member fields (Serf's protocol versions), for its clients' parsers
             "statusText": status,
             "role": role,
             "last_heartbeat": format_ms(last_heartbeat * 1000) if last_heartbeat else None,
@@ -451,13 +518,17 @@ class HoraeService:
 
 def _parent_waves(jobs: list[Any]) -> list[list[Any]]:
     """Jobs grouped by how many of their ancestors are in the same import (0 first)."""
-    by_name = {j.get("name"): j for j in jobs if isinstance(j, dict)}
+    # Only text names count: anything else (absent, a list...) is for validation to refuse, not to crash on.
+    by_name = {j["name"]: j for j in jobs if isinstance(j, dict) and isinstance(j.get("name"), str)}
 
     def depth(job: Any) -> int:
         seen: set[str] = set()
-        while isinstance(job, dict) and job.get("parent_job") in by_name and job["parent_job"] not in seen:
-            seen.add(job["parent_job"])
-            job = by_name[job["parent_job"]]
+        while isinstance(job, dict):
+            parent = job.get("parent_job")
+            if not isinstance(parent, str) or parent not in by_name or parent in seen:
+                break
+            seen.add(parent)
+            job = by_name[parent]
         return len(seen)
 
     waves: dict[int, list[Any]] = {}

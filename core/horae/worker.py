@@ -210,8 +210,21 @@ class Worker:
 
 
 def describe_node(
-    name: str, role: str, tags: dict[str, str], executors: list[str], rpc_address: str = "", raft_address: str = ""
+    name: str,
+    role: str,
+    tags: dict[str, str],
+    executors: list[str],
+    rpc_address: str = "",
+    raft_address: str = "",
+    config_schemas: dict[str, str] | None = None,
 ) -> agent_pb2.NodeInfo:
+    """What a node tells the leader about itself; `config_schemas` is PluginHost.config_schemas()."""
     return agent_pb2.NodeInfo(
-        node_name=name, role=role, tags=tags, executors=executors, rpc_address=rpc_address, raft_address=raft_address
+        node_name=name,
+        role=role,
+        tags=tags,
+        executors=executors,
+        rpc_address=rpc_address,
+        raft_address=raft_address,
+        config_schemas=config_schemas or {},
     )

@@ -41,13 +41,19 @@ class AgentProcess:
         node_name: str = "horae-test",
         extra_args: Sequence[str] = (),
         dev: bool = True,
+        host: str = "127.0.0.1",
+        command_prefix: Sequence[str] = (),
     ) -> None:
         self.data_dir = Path(data_dir)
+        # Another host than loopback (say, an address inside a network namespace, which
+        # `command_prefix = ["ip", "netns", "exec", name]` enters) also binds Raft and RPC there.
+        self.host = host
+        self.command_prefix = list(command_prefix)
         self.node_name = node_name
         self.http_port = free_port()
         self.raft_port = free_port()
         self.rpc_port = free_port()
-        self.url = f"http://127.0.0.1:{self.http_port}"
+        self.url = f"http://{host}:{self.http_port}"
         self.extra_args = list(extra_args)
         self.dev = dev
         self.process: subprocess.Popen | None = None
@@ -56,6 +62,7 @@ class AgentProcess:
     @property
     def argv(self) -> list[str]:
         return [
+            *self.command_prefix,
             sys.executable,
             "-m",
             "horae.cli",
@@ -64,7 +71,9 @@ class AgentProcess:
             "--node-name",
             self.node_name,
             "--http-addr",
-            f"127.0.0.1:{self.http_port}",
+            f"{self.host}:{self.http_port}",
+            # Off loopback the API is open to that network (tests use no tokens): say that is meant.
+            *(["--bind-addr", self.host, "--insecure-http"] if self.host != "127.0.0.1" else []),
             "--data-dir",
             str(self.data_dir),
             "--raft-port",
@@ -76,11 +85,11 @@ class AgentProcess:
 
     @property
     def rpc_address(self) -> str:
-        return f"127.0.0.1:{self.rpc_port}"
+        return f"{self.host}:{self.rpc_port}"
 
     @property
     def raft_address(self) -> str:
-        return f"127.0.0.1:{self.raft_port}"
+        return f"{self.host}:{self.raft_port}"
 
     def start(self, timeout: float = START_TIMEOUT_SECONDS, wait_healthy: bool = True) -> AgentProcess:
         """Start the agent and wait until `GET /health` answers 200 (unless `wait_healthy=False`:
@@ -90,7 +99,11 @@ class AgentProcess:
             env = {**os.environ, "PYTHONUNBUFFERED": "1"}
             self.process = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, env=env)
         if wait_healthy:
-            self.wait_healthy(timeout)
+            try:
+                self.wait_healthy(timeout)
+            except BaseException:
+                self.kill()  # `with` never reaches __exit__ when __enter__ fails: leave no agent behind
+                raise
         return self
 
     def wait_healthy(self, timeout: float = START_TIMEOUT_SECONDS) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import httpx
@@ -55,8 +55,13 @@ def has_job(agent: AgentProcess, name: str) -> bool:
     return response is not None and response.status_code == 200
 
 
-def start_cluster(root: Path, count: int) -> list[AgentProcess]:
-    agents = [AgentProcess(root / f"s{i}", node_name=f"s{i}", dev=False) for i in range(1, count + 1)]
+def start_cluster(root: Path, count: int, places: Sequence[tuple[str, Sequence[str]]] = ()) -> list[AgentProcess]:
+    """`count` servers; `places` gives each one (host, command prefix), e.g. its own network namespace."""
+    where = list(places) or [("127.0.0.1", ())] * count
+    agents = [
+        AgentProcess(root / f"s{i}", node_name=f"s{i}", dev=False, host=where[i - 1][0], command_prefix=where[i - 1][1])
+        for i in range(1, count + 1)
+    ]
     for agent in agents:
         others = [a.rpc_address for a in agents if a is not agent]
         joins = [arg for address in others for arg in ("--join", address)]

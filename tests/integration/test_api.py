@@ -438,7 +438,7 @@ def test_busy_shows_a_running_shell_job_and_stop_ends_it(http: httpx.Client) -> 
     assert "started" in recorded["output"]
     assert "stopped" in recorded["output"]
     again = http.post(f"/v1/jobs/sleeper/executions/{execution['id']}/stop")
-    assert again.status_code == 404
+    assert again.status_code == 409  # already finished
 
 
 def test_restore_a_dkron_dump(http: httpx.Client) -> None:

@@ -8,8 +8,6 @@ and horae-conformance with its echo/sleep/flood configs pointed at a local serve
 from __future__ import annotations
 
 import asyncio
-import datetime
-import ipaddress
 import json
 import select
 import socket
@@ -19,17 +17,15 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from horae.host.supervisor import PluginHost
+from tests.pki import Pki, issue, make_pki
 from tests.support import REPO_ROOT, async_wait_until, builtin_spec
 
 FLOOD_BYTES = 10 * 1024 * 1024 + 64 * 1024
@@ -159,75 +155,9 @@ class LocalServer(ThreadingHTTPServer):
 # --- certificates -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Pki:
-    ca: Path
-    server_cert: Path
-    server_key: Path
-    client_cert: Path
-    client_key: Path
-    client_combined: Path  # certificate and key in one file
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-def _issue(subject: str, key, issuer: str, issuer_key, *, ca: bool = False, server: bool = False) -> x509.Certificate:
-    now = datetime.datetime.now(datetime.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(subject))
-        .issuer_name(_name(issuer))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if ca:
-        builder = builder.add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
-        ).add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-    else:
-        usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
-        builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False).add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False
-        )
-    if server:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
-            critical=False,
-        )
-    return builder.sign(issuer_key, hashes.SHA256())
-
-
-def _pem_key(key) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory) -> Pki:
-    folder = tmp_path_factory.mktemp("pki")
-    ca_key, server_key, client_key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(3))
-    ca = _issue("horae test CA", ca_key, "horae test CA", ca_key, ca=True)
-    server = _issue("127.0.0.1", server_key, "horae test CA", ca_key, server=True)
-    client = _issue("horae-client", client_key, "horae test CA", ca_key)
-    files = {
-        "ca": ca.public_bytes(serialization.Encoding.PEM),
-        "server_cert": server.public_bytes(serialization.Encoding.PEM),
-        "server_key": _pem_key(server_key),
-        "client_cert": client.public_bytes(serialization.Encoding.PEM),
-        "client_key": _pem_key(client_key),
-    }
-    files["client_combined"] = files["client_cert"] + files["client_key"]
-    paths = {}
-    for name, data in files.items():
-        paths[name] = folder / f"{name}.pem"
-        paths[name].write_bytes(data)
-    return Pki(**paths)
+    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 def server_context(pki: Pki, *, require_client_cert: bool = False) -> ssl.SSLContext:
@@ -547,7 +477,7 @@ async def test_unusable_tls_files_name_their_key(host, https_server, pki, tmp_pa
 
 async def test_a_rewritten_ca_file_is_read_again(host, https_server, pki, tmp_path):
     other_key = ec.generate_private_key(ec.SECP256R1())
-    other_ca = _issue("another CA", other_key, "another CA", other_key, ca=True)
+    other_ca = issue("another CA", other_key, "another CA", other_key, ca=True)
     ca_file = tmp_path / "rotating-ca.pem"
     ca_file.write_bytes(other_ca.public_bytes(serialization.Encoding.PEM))
     config = get(https_server.url("/echo"), tlsRootCAsFile=str(ca_file))

@@ -308,7 +308,7 @@ async def test_describe_serves_the_schema_and_conformance_configs(host):
     assert description is not None
     schema = json.loads(description.config_schema_json)
     assert schema["additionalProperties"] is False
-    keys = {"command", "shell", "env", "cwd", "timeout", "mem_limit", "su", "payload", "output_limit"}
+    keys = {"command", "shell", "env", "cwd", "timeout", "mem_limit", "mem_limit_kb", "su", "payload", "output_limit"}
     assert set(schema["properties"]) == keys
     assert all(prop["description"] for prop in schema["properties"].values())
     assert json.loads(description.conformance_configs["sleep"]) == {"command": "sleep 30", "shell": "true"}

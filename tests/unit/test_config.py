@@ -122,6 +122,7 @@ bootstrap-expect: 3
 node-name: node-from-file
 data-dir: /var/lib/horae
 http-addr: 0.0.0.0:9090
+insecure-http: true
 rpc-port: 7001
 join: [10.0.0.2:6868, 10.0.0.3:6868]
 tags:
@@ -139,6 +140,7 @@ bootstrap-expect = 3
 node-name = "node-from-file"
 data_dir = "/var/lib/horae"
 http-addr = "0.0.0.0:9090"
+insecure-http = true
 rpc_port = 7001
 join = ["10.0.0.2:6868", "10.0.0.3:6868"]
 plugin-dirs = ["/opt/plugins"]
@@ -183,6 +185,7 @@ def test_environment_alone(start: Any, monkeypatch: pytest.MonkeyPatch) -> None:
         "HORAE_NODE_NAME": "node-from-env",
         "HORAE_DATA_DIR": "/srv/horae",
         "HORAE_HTTP_ADDR": "0.0.0.0:9191",
+        "HORAE_INSECURE_HTTP": "true",
         "HORAE_RPC_PORT": "7002",
         "HORAE_JOIN": "10.0.0.2:6868,10.0.0.3:6868",
         "HORAE_TAGS": "role=db,dc=us",
@@ -476,7 +479,7 @@ def test_dev_defaults(start: Any, dev_tmp: Path) -> None:
 
 
 def test_dev_keeps_explicit_data_dir_and_http_addr(start: Any, dev_tmp: Path, tmp_path: Path) -> None:
-    config = start("--dev", "--data-dir", str(tmp_path / "mine"), "--http-addr", "0.0.0.0:9999")
+    config = start("--dev", "--data-dir", str(tmp_path / "mine"), "--http-addr", "0.0.0.0:9999", "--insecure-http")
     assert config.data_dir == str(tmp_path / "mine")
     assert config.http_addr == "0.0.0.0:9999"
     assert config.server is True
@@ -487,7 +490,7 @@ def test_dev_keeps_explicit_data_dir_and_http_addr(start: Any, dev_tmp: Path, tm
 def test_dev_keeps_data_dir_from_file_or_env(
     start: Any, monkeypatch: pytest.MonkeyPatch, dev_tmp: Path, tmp_path: Path, source: str
 ) -> None:
-    argv = ["--dev"]
+    argv = ["--dev", "--insecure-http"]
     if source == "file":
         argv += ["--config", write(tmp_path / "horae.toml", 'data-dir = "/from/file"\nhttp-addr = "1.2.3.4:5"\n')]
         expected = ("/from/file", "1.2.3.4:5")
@@ -902,3 +905,8 @@ def test_unknown_setting_lists_the_known_ones(refuse: Any, tmp_path: Path) -> No
     assert path in err
     assert "node-name" in err
     assert "max-executions" in err
+
+
+def test_an_open_api_off_loopback_is_refused_unless_tokens_or_insecure_http(refuse: Any, tmp_path: Path) -> None:
+    message = refuse("--data-dir", str(tmp_path), "--http-addr", "10.1.2.3:8080")
+    assert "open to the network with no API tokens" in message and "--insecure-http" in message

@@ -48,3 +48,22 @@ async def test_scheduler_launches_due_jobs_in_order_and_honours_moves():
         assert len(scheduler) == 1
     finally:
         await scheduler.stop()
+
+
+async def test_a_stop_that_comes_as_a_change_wakes_the_loop_stops_it():
+    """On Python 3.11 asyncio.wait_for returned normally when cancelled in the loop turn that set its event: the
+    scheduler outlived its stop and went on firing after its server lost the leadership."""
+    now = [1_000.0]
+    launched: list[tuple[str, int]] = []
+    scheduler = Scheduler(lambda name, slot: launched.append((name, slot)), lead_seconds=0, clock=lambda: now[0])
+    scheduler.set("far", 9_000_000)
+    scheduler.start()
+    await asyncio.sleep(0)  # the loop now waits for a change
+    scheduler.set("soon", 1_000_500)  # sets the event...
+    await asyncio.sleep(0)  # ...the waiter is woken, and in the same turn:
+    await asyncio.wait_for(scheduler.stop(), 2.0)
+    assert not scheduler.running
+    now[0] = 1_001.0
+    scheduler.set("due", 1_000_900)
+    await asyncio.sleep(0.05)
+    assert launched == []

@@ -13,10 +13,23 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
+from horae.access_tokens import load_tokens
 from horae.errors import HoraeError
-from horae_web import cluster_api, executions_api, jobs_api, restore_api, schedule_api
+from horae_web import (
+    cluster_api,
+    docs_page,
+    executions_api,
+    jobs_api,
+    metrics_api,
+    openapi,
+    restore_api,
+    schedule_api,
+    ui,
+)
+from horae_web.access import TokenGate
 from horae_web.errors import UnexpectedErrors, horae_error, http_error
 from horae_web.job_index import JobIndex
 from horae_web.whom import WhomHeader
@@ -29,6 +42,8 @@ EXECUTION = JOB + "/executions/{execution_id}"
 
 ROUTES = [
     Route("/health", cluster_api.health, methods=["GET"]),
+    # Prometheus scrapes it: outside /v1, and not behind API tokens.
+    Route("/metrics", metrics_api.metrics, methods=["GET"]),
     Route("/v1", cluster_api.index, methods=["GET"]),
     Route("/v1/", cluster_api.index, methods=["GET"]),
     Route("/v1/members", cluster_api.members, methods=["GET"]),
@@ -56,6 +71,11 @@ ROUTES = [
     Route(JOB + "/executions", executions_api.delete_all, methods=["DELETE"]),
     Route(EXECUTION, executions_api.show, methods=["GET"]),
     Route(EXECUTION + "/stop", executions_api.stop, methods=["POST"]),
+    Route("/v1/openapi.json", openapi.openapi_json, methods=["GET"]),
+    Route("/docs", docs_page.docs, methods=["GET"]),
+    Mount("/static", StaticFiles(directory=docs_page.STATIC_DIR), name="static"),
+    # The web UI under /ui (and / redirects there): horae_web.ui lists its pages.
+    *ui.ROUTES,
 ]
 
 
@@ -72,9 +92,18 @@ def create_app(service: HoraeService) -> Starlette:
                 allow_headers=["*"],
                 expose_headers=["X-Total-Count", "X-Whom", "Location"],
             ),
+            # Inside CORS, so that preflights pass and refusals carry CORS headers.
+            *_token_gate(service),
         ],
         exception_handlers={HoraeError: horae_error, HTTPException: http_error},
     )
     app.state.service = service
     app.state.job_index = JobIndex(service.state)
+    ui.install(app)
     return app
+
+
+def _token_gate(service: HoraeService) -> list[Middleware]:
+    if not service.config.acl_tokens:
+        return []
+    return [Middleware(TokenGate, tokens=load_tokens(service.config.acl_tokens))]

@@ -3,7 +3,9 @@
 As Dkron: newest first by default (`_sort=id` means `started_at`), `output_size_limit=N` keeps the
 last N bytes of each output and marks it `output_truncated`, `X-Total-Count` is the count before
 paging. Beyond Dkron: `_start`/`_end` paging, and `POST …/executions/{id}/stop` (202: the stop is
-requested; the execution is then recorded as failed, saying it was stopped).
+requested; the execution is then recorded as failed, saying it was stopped). Any server takes it: a
+follower asks the leader, which stops the execution on whichever node runs it. 404: no such job or
+execution; 409: it already finished; 503: the leader (or the node running it) cannot be reached.
 
 `DELETE …/executions` is Dkron 4's: 200 with the job view, its success_count, error_count,
 last_success, last_error and status reset (404 for an unknown job). It goes through Raft, so every
@@ -49,7 +51,7 @@ async def show(request: Request) -> Response:
 
 async def stop(request: Request) -> Response:
     name, execution_id = request.path_params["name"], request.path_params["execution_id"]
-    return json_response(request, _service(request).stop(name, execution_id), status=202)
+    return json_response(request, await _service(request).stop(name, execution_id), status=202)
 
 
 async def delete_all(request: Request) -> Response:

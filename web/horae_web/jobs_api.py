@@ -28,6 +28,7 @@ from horae_web.bodies import MAX_JOB_BODY_BYTES, parse_json, read_body, read_jso
 from horae_web.job_index import JobIndex
 from horae_web.paging import window
 from horae_web.responses import json_response
+from horae_web.secrets import shown, unmasked
 
 if TYPE_CHECKING:
     from horae.service import HoraeService
@@ -56,7 +57,7 @@ async def list_jobs(request: Request) -> Response:
     views = []
     for name in names[start:end]:
         try:
-            views.append(service.job(name))
+            views.append(shown(request, service.job(name)))
         except NotFound:  # deleted since the names were taken
             continue
     return json_response(request, views, headers={"X-Total-Count": str(len(names))})
@@ -67,7 +68,7 @@ async def create_or_update(request: Request) -> Response:
 
 
 async def show(request: Request) -> Response:
-    return json_response(request, _service(request).job(request.path_params["name"]))
+    return json_response(request, shown(request, _service(request).job(request.path_params["name"])))
 
 
 async def put(request: Request) -> Response:
@@ -83,19 +84,19 @@ async def post(request: Request) -> Response:
 
 
 async def delete(request: Request) -> Response:
-    return json_response(request, await _service(request).delete_job(request.path_params["name"]))
+    return json_response(request, shown(request, await _service(request).delete_job(request.path_params["name"])))
 
 
 async def run(request: Request) -> Response:
     name = request.path_params["name"]
     job = await _service(request).run(name)
-    return json_response(request, job, status=202, headers={"Location": _location(name)})
+    return json_response(request, shown(request, job), status=202, headers={"Location": _location(name)})
 
 
 async def toggle(request: Request) -> Response:
     name = request.path_params["name"]
     job = await _service(request).toggle(name)
-    return json_response(request, job, headers={"Location": _location(name)})
+    return json_response(request, shown(request, job), headers={"Location": _location(name)})
 
 
 async def _save(request: Request, data: Any, path_name: str | None) -> Response:
@@ -107,6 +108,8 @@ async def _save(request: Request, data: Any, path_name: str | None) -> Response:
             message = f"the body names job {body_name!r} but the path names {path_name!r}; make them the same"
             raise BadRequest(message, [FieldProblem("name", message)])
     service = _service(request)
+    if isinstance(data, dict) and isinstance(data.get("name"), str):
+        data = unmasked(data, service.state.jobs.get(data["name"]))  # a secret sent back as shown keeps its value
     job, _, warnings = await service.put_job(data)
     if _wants_run(request):
         try:
@@ -116,7 +119,7 @@ async def _save(request: Request, data: Any, path_name: str | None) -> Response:
     headers = {"Location": _location(job["name"])}
     if warnings:
         headers["X-Horae-Warnings"] = json.dumps(warnings)  # ASCII-escaped: header values are Latin-1
-    return json_response(request, job, status=201, headers=headers)
+    return json_response(request, shown(request, job), status=201, headers=headers)
 
 
 def _wants_run(request: Request) -> bool:

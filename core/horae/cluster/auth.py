@@ -6,8 +6,9 @@ what to fix. A server without a key refuses callers that send one, so a keyed no
 open cluster (its Raft traffic, encrypted with the key, would be unreadable there). The key is Dkron's
 (Serf's) form: base64 of 16, 24 or 32 random bytes, as `horae keygen` and `dkron keygen` print.
 
-The credential proves that a caller holds the key; gRPC itself is not encrypted, so it does not hide
-payloads from, or stop replays by, someone who can read the network (Raft traffic is encrypted).
+The credential proves that a caller holds the key; without TLS (`tls`: --cert-file or --auto-tls) gRPC is
+not encrypted, so it does not hide payloads from, or stop replays by, someone who can read the network (Raft
+traffic is encrypted).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ Rules, checked in this order:
      them then compute the same set. A server with `join` but `bootstrap_expect` <= 1 only joins.
    `timeout` seconds without either outcome raise FormationError (`--retry-max` attempts, or
    FORMATION_TIMEOUT; no limit with `--retry-join` and no `--retry-max`). When every server asked
-   refuses this node's cluster key (`--encrypt`), FormationError is raised at once: this node is the
+   refuses this node's cluster key (`--encrypt`) or TLS setting, FormationError is raised at once: this node is the
    odd one out and retrying cannot help (a server refused by some only reports them as unreachable).
 """
 
@@ -26,13 +26,15 @@ import json
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import grpc
 
 from horae.cluster.raft import CommandOutcomeUnknown, NotLeader, RaftNode
 from horae.cluster.rpc import ClusterView, Directory, RpcClient, ServerInfo
+from horae.cluster.schemas import schema_refs
 from horae.cluster.state import COMMAND_FORMAT_VERSION
+from horae.cluster.tls import TlsRefusal
 from horae.logs import fields
 
 log = logging.getLogger("horae.cluster.formation")
@@ -179,7 +181,8 @@ def _stop_if_every_server_refused(targets: list[str], answers: list) -> None:
     refused = [_unauthenticated(answer) for answer in answers]
     if targets and all(refused):
         reasons = "; ".join(f"{t}: {r}" for t, r in zip(targets, refused, strict=True))
-        raise FormationError(f"every server refused this server's cluster key (--encrypt): {reasons}")
+        what = "TLS setting" if any(isinstance(a, TlsRefusal) for a in answers) else "cluster key (--encrypt)"
+        raise FormationError(f"every server refused this server's {what}: {reasons}")
 
 
 def _unauthenticated(error: object) -> str | None:
@@ -199,14 +202,21 @@ def _describe(error: BaseException) -> str:
     return repr(error)
 
 
-async def announce_member(raft: RaftNode, me: ServerInfo, executors: list[str]) -> None:
-    """Commit this server's member record, alive, once a leader is known (again if it changed); retries until done."""
-    record = {**me.record(), "executors": sorted(executors), "status": "alive"}
-    command = {"v": COMMAND_FORMAT_VERSION, "op": "put_member", "member": record}
+async def announce_member(
+    raft: RaftNode, me: ServerInfo, executors: list[str], config_schemas: Mapping[str, str] | None = None
+) -> None:
+    """Commit this server's member record, alive, once a leader is known (again if it changed); retries until done.
+
+    `config_schemas` is what its plugins serve (`kind:name` -> schema JSON, see horae.cluster.schemas).
+    """
+    refs, texts = schema_refs(config_schemas or {})
+    record = {**me.record(), "executors": sorted(executors), "status": "alive", "config_schemas": refs}
+    command = {"v": COMMAND_FORMAT_VERSION, "op": "put_member", "member": record, "schemas": texts}
 
     def recorded() -> bool:
         current = raft.state.members.get(me.node_name) or {}
-        return all(current.get(key) == value for key, value in record.items())
+        held = all(digest in raft.state.schemas for digest in refs.values() if digest)
+        return held and all(current.get(key) == value for key, value in record.items())
 
     while not recorded():
         if raft.leader_address is not None:

@@ -19,6 +19,7 @@ import grpc
 
 from horae.cluster.heartbeat import DEFAULT_HEARTBEAT_SECONDS, Heartbeats
 from horae.cluster.raft import CommandOutcomeUnknown, NotLeader, RaftNode
+from horae.cluster.schemas import missing_schemas, schema_refs
 from horae.cluster.state import COMMAND_FORMAT_VERSION, ClusterState
 from horae.logs import fields
 from horae_sdk.proto.horae.agent.v1 import agent_pb2
@@ -49,7 +50,7 @@ def key_of(message: agent_pb2.ExecutionRef) -> ExecutionKey:
 
 
 def member_record(node: agent_pb2.NodeInfo) -> dict[str, Any]:
-    return {
+    record = {
         "name": node.node_name,
         "raft_address": node.raft_address,
         "rpc_address": node.rpc_address,
@@ -58,6 +59,10 @@ def member_record(node: agent_pb2.NodeInfo) -> dict[str, Any]:
         "executors": sorted(node.executors),
         "status": "alive",
     }
+    # A node that reports no schemas while it has executors predates them: its plugins' schemas are unknown.
+    if node.config_schemas or not node.executors:
+        record["config_schemas"] = schema_refs(node.config_schemas)[0]
+    return record
 
 
 @dataclass
@@ -109,7 +114,8 @@ class NodeLinks:
             return True
         event = self._linked.setdefault(node, asyncio.Event())
         try:
-            await asyncio.wait_for(event.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await event.wait()
         except TimeoutError:
             return False
         return node in self._links
@@ -207,10 +213,14 @@ class NodeLinks:
 
     async def _register(self, register: agent_pb2.Register) -> None:
         record = member_record(register.node)
+        _, texts = schema_refs(register.node.config_schemas)
+        schemas = missing_schemas(record.get("config_schemas") or {}, texts, self._state.schemas)
         current = self._state.members.get(record["name"]) or {}
-        if all(current.get(key) == value for key, value in record.items()):
+        if all(current.get(key) == value for key, value in record.items()) and not schemas:
             return
         command = {"v": COMMAND_FORMAT_VERSION, "op": "put_member", "member": record, "at_ms": _now_ms()}
+        if schemas:
+            command["schemas"] = schemas
         try:
             await self._raft.submit(command, forward=False)
         except (NotLeader, CommandOutcomeUnknown) as error:

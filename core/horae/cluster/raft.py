@@ -40,6 +40,11 @@ APPLY_POLL_SECONDS = 0.002
 # how often it looks whether another server leads.
 TRANSFER_TIMEOUT = 10.0
 TRANSFER_POLL_SECONDS = 0.02
+# Commands that change the finished-execution history each server's store holds.
+HISTORY_OPS = frozenset({"result", "clear_executions", "delete_job"})
+SNAPSHOT_HISTORY_KEY = "history_seq"
+# Compact the Raft log into a snapshot once it holds this many entries (pysyncobj's minimum is 2).
+DEFAULT_SNAPSHOT_THRESHOLD = 20000
 
 
 class CommandOutcomeUnknown(TimeoutError):
@@ -65,25 +70,48 @@ class Forwarder(Protocol):
     ) -> tuple[list[CommandResult | Exception], int]: ...
 
 
-class ReplicatedState(SyncObjConsumer):
-    """The pysyncobj consumer: one replicated method, and snapshots taken from ClusterState."""
+class HistoryLedger(Protocol):
+    """Where the history position goes (the store): see `horae.store` and `horae.cluster.history`."""
 
-    def __init__(self, state: ClusterState) -> None:
+    def history_applied(self, seq: int) -> None: ...
+
+    def history_snapshot_loaded(self, seq: int) -> None: ...
+
+
+class ReplicatedState(SyncObjConsumer):
+    """The pysyncobj consumer: one replicated method, and snapshots taken from ClusterState.
+
+    It also counts the applied commands that change the stored history (`history_seq`, the same on
+    every server at the same log position, carried in snapshots): a server that loads a snapshot
+    past what its store applied knows its history has a gap to copy from a peer.
+    """
+
+    def __init__(self, state: ClusterState, history: HistoryLedger | None = None) -> None:
         super().__init__()
         self.state = state
+        self.history = history
+        self.history_seq = 0
 
     @replicated
     def apply_batch(self, commands: list[Command]) -> list[CommandResult]:
         results = [self.state.apply(command) for command in commands]
+        changed = sum(1 for command in commands if command.get("op") in HISTORY_OPS)
+        if changed:
+            self.history_seq += changed
+            if self.history is not None:
+                self.history.history_applied(self.history_seq)
         if self.state.sink is not None:
             self.state.sink.flush()  # one store commit per Raft entry, queued, not waited for
         return results
 
     def _serialize(self) -> dict:
-        return self.state.snapshot()
+        return {**self.state.snapshot(), SNAPSHOT_HISTORY_KEY: self.history_seq}
 
     def _deserialize(self, data: dict) -> None:
         self.state.restore(data)
+        self.history_seq = data.get(SNAPSHOT_HISTORY_KEY, 0)  # 0 in a snapshot from before the count
+        if self.history is not None:
+            self.history.history_snapshot_loaded(self.history_seq)
 
 
 @dataclass(frozen=True)
@@ -92,6 +120,7 @@ class RaftSettings:
 
     multiplier: float = 1.0
     password: str | None = None
+    snapshot_threshold: int = DEFAULT_SNAPSHOT_THRESHOLD
 
     def conf(self, data_dir: str, on_state_changed: Callable[[int, int], None]) -> SyncObjConf:
         m = self.multiplier
@@ -109,7 +138,7 @@ class RaftSettings:
             dynamicMembershipChange=True,
             onStateChanged=on_state_changed,
             password=self.password,
-            logCompactionMinEntries=20000,
+            logCompactionMinEntries=max(2, self.snapshot_threshold),
             logCompactionMinTime=300,
         )
 
@@ -126,12 +155,13 @@ class RaftNode:
         settings: RaftSettings = RaftSettings(),
         on_leadership: Callable[[bool], None] | None = None,
         forwarder: Forwarder | None = None,
+        history: HistoryLedger | None = None,
     ) -> None:
         self.state = state
         self._loop = asyncio.get_running_loop()
         self._on_leadership = on_leadership
         self._forwarder = forwarder
-        self._consumer = ReplicatedState(state)
+        self._consumer = ReplicatedState(state, history)
         # (command, future, may be forwarded to the leader)
         self._pending: list[tuple[Command, asyncio.Future, bool]] = []
         self._forwards: set[asyncio.Task] = set()
@@ -257,7 +287,8 @@ class RaftNode:
 
         change(raft_address, callback=done)  # queued for the Raft thread by pysyncobj
         try:
-            error = await asyncio.wait_for(asyncio.shield(future), timeout)
+            async with asyncio.timeout(timeout):
+                error = await asyncio.shield(future)
         except TimeoutError:
             raise CommandOutcomeUnknown(f"{doing} {raft_address} got no answer within {timeout:g}s") from None
         if error == FAIL_REASON.SUCCESS:
@@ -285,7 +316,8 @@ class RaftNode:
 
             self._raft_calls.put(lambda done=done: self._sync.transferLeadership(callback=done))
             try:
-                error = await asyncio.wait_for(asyncio.shield(future), max(0.0, deadline - self._loop.time()))
+                async with asyncio.timeout_at(deadline):
+                    error = await asyncio.shield(future)
             except TimeoutError:
                 continue
             if error == FAIL_REASON.NOT_LEADER:
@@ -319,7 +351,8 @@ class RaftNode:
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
         try:
-            return await asyncio.wait_for(asyncio.shield(future), timeout)
+            async with asyncio.timeout(timeout):
+                return await asyncio.shield(future)
         except TimeoutError:
             raise CommandOutcomeUnknown(f"no answer from Raft within {timeout:g}s for {command.get('op')}") from None
 

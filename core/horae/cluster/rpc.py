@@ -1,8 +1,10 @@
-"""Inter-node gRPC (`horae.agent.v1.Agent`): Hello and Join for cluster formation, Submit for writes.
+"""Inter-node gRPC (`horae.agent.v1.Agent`): Hello and Join for cluster formation, Submit for writes,
+RunJob and StopRun asked of the leader, FetchHistory between servers (`history`).
 
 The server answers from a `Directory` (the servers this node knows) and the node's RaftNode once
 it runs; the client keeps one channel per peer and puts a deadline on every call. With a cluster
-key (`--encrypt`) every call carries a credential derived from it, checked by the server (`auth`).
+key (`--encrypt`) every call carries a credential derived from it, checked by the server (`auth`);
+with TLS settings (`tls`) both sides speak TLS.
 """
 
 from __future__ import annotations
@@ -17,10 +19,14 @@ from typing import Any
 import grpc
 
 from horae.cluster import auth, membership
+from horae.cluster.history import serve_history
 from horae.cluster.links import NodeLinks
 from horae.cluster.raft import CommandOutcomeUnknown, MembershipBusy, NotLeader, RaftNode
 from horae.cluster.state import ClusterState, Command, CommandResult
+from horae.cluster.tls import RpcTls, TlsRefusal, diagnose
+from horae.errors import Conflict, NotFound
 from horae.logs import fields
+from horae.store import ExecutionStore
 from horae_sdk.proto.horae.agent.v1 import agent_pb2, agent_pb2_grpc
 
 log = logging.getLogger("horae.cluster.rpc")
@@ -115,6 +121,10 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         self.links: NodeLinks | None = None
         # The leader's Dispatcher.run_now: (job name) -> execution id.
         self.run_job: Callable[[str], Awaitable[str]] | None = None
+        # The leader's HoraeService.stop_on_leader: (job name, execution id, reason) -> the execution.
+        self.stop_run: Callable[[str, str, str], Awaitable[dict[str, Any]]] | None = None
+        # This server's store, whose history FetchHistory streams to a peer restored from a snapshot.
+        self.store: ExecutionStore | None = None
 
     def view(self) -> agent_pb2.ClusterView:
         raft = self.raft
@@ -180,6 +190,28 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         except (RuntimeError, CommandOutcomeUnknown) as error:
             return agent_pb2.RunJobReply(error="conflict", reason=str(error))
 
+    async def StopRun(
+        self, request: agent_pb2.StopRunRequest, context: grpc.aio.ServicerContext
+    ) -> agent_pb2.StopRunReply:
+        raft = self.raft
+        if raft is None or not raft.is_leader or self.stop_run is None:
+            return agent_pb2.StopRunReply(error="not_leader", reason="this server is not the leader")
+        try:
+            execution = await self.stop_run(request.job_name, request.execution_id, request.reason)
+        except NotFound as error:
+            return agent_pb2.StopRunReply(error="not_found", reason=str(error))
+        except Conflict as error:
+            return agent_pb2.StopRunReply(error="finished", reason=str(error))
+        except Exception as error:  # Unavailable (the node is not linked) and anything unexpected
+            return agent_pb2.StopRunReply(error="unreachable", reason=str(error))
+        return agent_pb2.StopRunReply(execution_json=json.dumps(execution, default=str).encode())
+
+    async def FetchHistory(self, request: agent_pb2.FetchHistoryRequest, context: grpc.aio.ServicerContext):
+        if self.store is None:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "this node keeps no history")
+        async for page in serve_history(self.store, request.page_size):
+            yield page
+
     async def Submit(self, request: agent_pb2.CommandBatch, context: grpc.aio.ServicerContext) -> agent_pb2.ResultBatch:
         raft = self.raft
         if raft is None or not raft.is_leader:
@@ -224,6 +256,14 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         return agent_pb2.RemovePeerReply(node_name=name, raft_address=address)
 
 
+class StopRefused(RuntimeError):
+    """The leader did not stop the execution; `code` is the StopRunReply error ("finished", "unreachable")."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+
+
 class PeerRemovalError(RuntimeError):
     """The leader did not remove the peer; `code` is the RemovePeerReply error."""
 
@@ -253,8 +293,9 @@ def _outcome(message: agent_pb2.Result) -> CommandResult | Exception:
 class RpcClient:
     """Calls other servers' Agent service: one channel per address, reused; a deadline on every call."""
 
-    def __init__(self, timeout: float = DEFAULT_RPC_TIMEOUT, key: str | None = None) -> None:
+    def __init__(self, timeout: float = DEFAULT_RPC_TIMEOUT, key: str | None = None, tls: RpcTls | None = None) -> None:
         self.timeout = timeout
+        self._tls = tls
         # The cluster key's credential, sent with every call (`auth`); none without a key.
         self._metadata = auth.call_metadata(auth.token(key) if key else None)
         self._stubs: dict[str, tuple[grpc.aio.Channel, agent_pb2_grpc.AgentStub]] = {}
@@ -263,18 +304,33 @@ class RpcClient:
     def _stub(self, address: str) -> agent_pb2_grpc.AgentStub:
         found = self._stubs.get(address)
         if found is None:
-            channel = grpc.aio.insecure_channel(address)
+            if self._tls is None:
+                channel = grpc.aio.insecure_channel(address)
+            else:
+                channel = grpc.aio.secure_channel(address, self._tls.channel_credentials(), self._tls.channel_options())
             found = self._stubs[address] = (channel, agent_pb2_grpc.AgentStub(channel))
         return found[1]
 
-    async def _call(self, address: str, method: str, request: Any, timeout: float) -> Any:
-        """One unary call with the credential; a refused key is logged as an error (once per server and reason)."""
+    async def _call(self, address: str, method: str, request: Any, timeout: float, check_tls: bool = False) -> Any:
+        """One unary call with the credential; a refused key is logged as an error (once per server and reason).
+
+        `check_tls` (Hello and Join, by which a node enters a cluster): a failure caused by a TLS setting unlike
+        the server's is logged and raised as TlsRefusal, which retrying cannot cure.
+        """
         try:
             return await getattr(self._stub(address), method)(request, timeout=timeout, metadata=self._metadata)
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.UNAUTHENTICATED:
                 self._refused(address, error.details() or "")
-            raise
+                raise
+            # A TLS setting that differs from the server's fails like an unreachable server: say which it is.
+            problem = await diagnose(address, error, self._tls) if check_tls else None
+            if problem is None:
+                raise
+            if (address, problem) not in self._refusals_logged:
+                self._refusals_logged.add((address, problem))
+                log.error("inter-node TLS mismatch", extra=fields(server=address, reason=problem))
+            raise TlsRefusal(problem) from None
 
     def _refused(self, address: str, reason: str) -> None:
         if (address, reason) not in self._refusals_logged:
@@ -282,11 +338,11 @@ class RpcClient:
             log.error("refused by server: cluster key does not match", extra=fields(server=address, reason=reason))
 
     async def hello(self, address: str, me: ServerInfo, timeout: float | None = None) -> ClusterView:
-        answer = await self._call(address, "Hello", me.to_proto(), timeout or self.timeout)
+        answer = await self._call(address, "Hello", me.to_proto(), timeout or self.timeout, check_tls=True)
         return ClusterView.from_proto(answer)
 
     async def join(self, address: str, me: ServerInfo, timeout: float | None = None) -> ClusterView:
-        answer = await self._call(address, "Join", me.to_proto(), timeout or self.timeout)
+        answer = await self._call(address, "Join", me.to_proto(), timeout or self.timeout, check_tls=True)
         return ClusterView.from_proto(answer)
 
     def connect(self, address: str) -> grpc.aio.StreamStreamCall:
@@ -323,6 +379,30 @@ class RpcClient:
         if reply.error:
             raise RuntimeError(reply.reason)
         return reply.execution_id
+
+    async def stop_run(self, address: str, job_name: str, execution_id: str, reason: str) -> dict[str, Any]:
+        """Ask the leader to stop an execution wherever it runs; the execution as it was when stopped.
+
+        Raises NotLeader (no answer, or not the leader), LookupError (unknown), StopRefused (finished or
+        its node unreachable).
+        """
+        request = agent_pb2.StopRunRequest(job_name=job_name, execution_id=execution_id, reason=reason)
+        try:
+            reply = await self._call(address, "StopRun", request, self.timeout)
+        except grpc.aio.AioRpcError as error:
+            raise NotLeader(f"the leader at {address} did not answer: {error.code().name}") from None
+        if reply.error == "not_leader":
+            raise NotLeader(reply.reason)
+        if reply.error == "not_found":
+            raise LookupError(reply.reason)
+        if reply.error:
+            raise StopRefused(reply.error, reply.reason)
+        return json.loads(reply.execution_json)
+
+    def fetch_history(self, address: str, page_size: int) -> grpc.aio.UnaryStreamCall:
+        """Stream the history of the server at `address` (Agent.FetchHistory); the caller bounds the time."""
+        request = agent_pb2.FetchHistoryRequest(page_size=page_size)
+        return self._stub(address).FetchHistory(request, metadata=self._metadata)
 
     async def remove_peer(self, address: str, peer_id: str, leaving: bool = False) -> tuple[str, str]:
         """Ask the server at `address` (forwarded to the leader) to remove a Raft peer; (name, Raft address).
@@ -369,20 +449,28 @@ class LeaderForwarder:
 class RpcServer:
     """The Agent service on bind_addr:rpc_port (grpc.aio, in the agent's loop)."""
 
-    def __init__(self, servicer: AgentServicer, address: str, key: str | None = None) -> None:
+    def __init__(
+        self, servicer: AgentServicer, address: str, key: str | None = None, tls: RpcTls | None = None
+    ) -> None:
         self.servicer = servicer
         self.address = address
         self._key = key or None
+        self._tls = tls
         self._server: grpc.aio.Server | None = None
 
     async def start(self) -> None:
         server = grpc.aio.server(interceptors=[auth.ServerAuth(self._key)])
         agent_pb2_grpc.add_AgentServicer_to_server(self.servicer, server)
-        if server.add_insecure_port(self.address) == 0:
+        if self._tls is None:
+            port = server.add_insecure_port(self.address)
+        else:
+            port = server.add_secure_port(self.address, self._tls.server_credentials())
+        if port == 0:
             raise OSError(f"cannot listen for inter-node RPC on {self.address}")
         await server.start()
         self._server = server
-        log.info("inter-node rpc listening", extra=fields(rpc=self.address))
+        tls = "off" if self._tls is None else self._tls.describe()
+        log.info("inter-node rpc listening", extra=fields(rpc=self.address, tls=tls))
 
     async def stop(self) -> None:
         if self._server is not None:

@@ -71,8 +71,13 @@ class ClusterState:
     intents: dict[str, dict[str, Any]] = field(default_factory=dict)
     paused: bool = False
     # node name -> member record (name, raft_address, rpc_address, role, tags, executors, status,
-    # status_changed_ms): servers commit their own, the leader a client's when it registers.
+    # status_changed_ms, config_schemas): servers commit their own, the leader a client's when it registers.
+    # `config_schemas` maps `kind:name` of each plugin to a digest in `schemas` ("" = it serves none); a
+    # record from before plugins reported schemas has no such key.
     members: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # schema digest -> the JSON Schema text (horae.cluster.schemas): each distinct schema once, however
+    # many members report it; dropped when no member refers to it any more.
+    schemas: dict[str, str] = field(default_factory=dict)
     # Bumped whenever `members` changes, so readers can cache what they derive from it.
     members_version: int = field(default=0, repr=False, compare=False)
     sink: ExecutionSink | None = field(default=None, repr=False, compare=False)
@@ -103,6 +108,7 @@ class ClusterState:
             "intents": copy.deepcopy(self.intents),
             "paused": self.paused,
             "members": copy.deepcopy(self.members),
+            "schemas": dict(self.schemas),
         }
 
     def restore(self, snapshot: dict[str, Any]) -> None:
@@ -113,6 +119,7 @@ class ClusterState:
         self.intents = snapshot["intents"]
         self.paused = snapshot["paused"]
         self.members = snapshot.get("members", {})
+        self.schemas = snapshot.get("schemas", {})
         self.members_version += 1
 
 
@@ -290,9 +297,12 @@ def _pause(state: ClusterState, command: Command) -> CommandResult:
 
 
 def _put_member(state: ClusterState, command: Command) -> CommandResult:
-    """Record a node (name, addresses, role, tags, executors, status); the same record again changes nothing.
+    """Record a node (name, addresses, role, tags, executors, status, config schema digests); the same
+    record again changes nothing.
 
-    Servers commit their own record; the leader commits a client's when its link registers.
+    Servers commit their own record; the leader commits a client's when its link registers. The command
+    carries (in `schemas`, digest -> text) the schemas the record names that the submitter did not see
+    in the state; a schema already held is kept as it is (a digest names one text).
     """
     member = command["member"]
     previous = state.members.get(member["name"]) or {}
@@ -308,11 +318,37 @@ def _put_member(state: ClusterState, command: Command) -> CommandResult:
     }
     if record["status"] != previous.get("status"):
         record["status_changed_ms"] = command.get("at_ms")
-    if previous == record:
+    # Absent from a command of a node that does not report schemas: the record keeps what it had.
+    refs = member.get("config_schemas", previous.get("config_schemas"))
+    if refs is not None:
+        record["config_schemas"] = dict(refs)
+    added = _add_schemas(state, command.get("schemas") or {}, record.get("config_schemas") or {})
+    if previous == record and not added:
         return CommandResult(True, "unchanged", value=record)
     state.members[record["name"]] = record
+    if previous.get("config_schemas") != record.get("config_schemas"):
+        _drop_unused_schemas(state)
     state.members_version += 1
     return CommandResult(True, value=record)
+
+
+def _add_schemas(state: ClusterState, schemas: dict[str, str], refs: dict[str, str]) -> bool:
+    """Keep the schemas `refs` names that the state lacks; True when any was added."""
+    added = False
+    for digest in set(refs.values()):
+        if digest and digest not in state.schemas and digest in schemas:
+            state.schemas[digest] = schemas[digest]
+            added = True
+    return added
+
+
+def _drop_unused_schemas(state: ClusterState) -> None:
+    """Forget schemas no member names any more (a plugin upgraded everywhere, a node removed)."""
+    if not state.schemas:
+        return
+    used = {digest for record in state.members.values() for digest in (record.get("config_schemas") or {}).values()}
+    for digest in [digest for digest in state.schemas if digest not in used]:
+        del state.schemas[digest]
 
 
 def _set_member_status(state: ClusterState, command: Command) -> CommandResult:
@@ -330,7 +366,10 @@ def _set_member_status(state: ClusterState, command: Command) -> CommandResult:
 def _remove_member(state: ClusterState, command: Command) -> CommandResult:
     """Forget a node (after `raft remove-peer`, or a left client that an operator removes)."""
     state.members_version += 1
-    return CommandResult(True, value=state.members.pop(command["name"], None))
+    removed = state.members.pop(command["name"], None)
+    if removed is not None and removed.get("config_schemas"):
+        _drop_unused_schemas(state)
+    return CommandResult(True, value=removed)
 
 
 _HANDLERS: dict[str, Callable[[ClusterState, Command], CommandResult]] = {

@@ -283,6 +283,16 @@ class PluginHost:
     def statuses(self) -> list[PluginStatus]:
         return [plugin.status() for plugin in self._plugins.values()]
 
+    def config_schemas(self) -> dict[str, str]:
+        """`kind:name` of every plugin -> the JSON Schema of its config keys its Describe served ("" for none).
+
+        Known once `start()` returned; a plugin whose first start failed counts as serving none.
+        """
+        return {
+            f"{kind}:{name}": plugin.description.config_schema_json if plugin.description else ""
+            for (kind, name), plugin in self._plugins.items()
+        }
+
     def plugin(self, kind: str, name: str) -> SupervisedPlugin:
         try:
             return self._plugins[(kind, name)]

@@ -10,10 +10,11 @@ read and written so a job survives a GET → edit → POST round trip, but the s
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from horae.durations import format_duration, parse_duration
+from horae.durations import format_duration
 from horae.model import rules
 from horae.model.errors import Problems
 from horae.model.notify import Notify, read_notify
@@ -138,15 +139,25 @@ class Job:
         return self.name
 
     @classmethod
-    def from_json(cls, data: Any, strict: bool = True, warnings: list[str] | None = None) -> Job:
+    def from_json(
+        cls,
+        data: Any,
+        strict: bool = True,
+        warnings: list[str] | None = None,
+        check: Callable[[Problems, Job], None] | None = None,
+    ) -> Job:
         """A validated job from Dkron's JSON; ValidationError lists every problem.
 
         strict (the API): unknown fields are errors, with the closest known field suggested.
         lenient (restore and import): unknown fields are left out, Dkron-accepted values that horae
         would refuse are kept, and each is reported as a "field: message" line appended to `warnings`.
+        `check` adds what the model cannot know alone: the server passes the check of the executor's
+        and processors' settings against the schemas their plugins serve (horae.config_check).
         """
         problems = Problems(strict)
         job = _read_job(problems, data)
+        if job is not None and check is not None:
+            check(problems, job)
         if warnings is not None:
             warnings.extend(problems.warnings)
         problems.raise_if_any("job")
@@ -323,10 +334,10 @@ def _check_relations(problems: Problems, job: Job) -> None:
     if job.starts_at is not None and job.expires_at is not None and job.expires_at <= job.starts_at:
         starts, expires = format_time(job.starts_at), format_time(job.expires_at)
         problems.error("expires_at", f"must be after starts_at ({starts}), got {expires}")
+    # The executor's settings (executor_config) are its plugin's to define: checked against the JSON
+    # Schema it serves, by the `check` the server passes to from_json, not here.
     if not job.executor:
         problems.beyond_dkron("executor", 'required: the executor plugin that runs the job, e.g. "shell" or "http"')
-    elif job.executor == "shell":
-        _check_shell_config(problems, job.executor_config)
     _check_schedule(problems, job)
 
 
@@ -343,18 +354,3 @@ def _check_schedule(problems: Problems, job: Job) -> None:
         parse_schedule(job.schedule, "" if zone_problem else job.timezone, job.name)
     except ScheduleError as error:
         problems.error("schedule", str(error))
-
-
-def _check_shell_config(problems: Problems, config: dict[str, str]) -> None:
-    """Dkron checks these two shell settings when the job is saved, not when it first runs."""
-    timeout = config.get("timeout")
-    if timeout:
-        try:
-            parse_duration(timeout)
-        except ValueError as error:
-            problems.error("executor_config.timeout", str(error))
-    limit = config.get("mem_limit")
-    if limit:
-        problem = rules.memory_problem(limit)
-        if problem is not None:
-            problems.error("executor_config.mem_limit", problem)

@@ -1,7 +1,8 @@
 """The value rules of a job that are more than a type: names, tag counts, zones, addresses, sizes.
 
-Where Dkron has a rule, horae keeps it (job names, "allow"/"forbid", the shell executor's timeout
-and mem_limit, the `value:count` form of tags); where it has none, horae adds a sensible one.
+Where Dkron has a rule, horae keeps it (job names, "allow"/"forbid", the `value:count` form of tags);
+where it has none, horae adds a sensible one. An executor's settings are its plugin's to check (the
+shell executor's timeout and mem_limit included): horae.config_check, with the schema it serves.
 Each check returns the problem as text, or None, so the API can reuse them (e.g. on a path's name).
 """
 
@@ -18,8 +19,6 @@ MAX_NAME_LENGTH = 255
 NAME_RULE = 'use lower-case letters, digits, "_" and "-"'
 _ASCII_NAME = re.compile(r"[a-z0-9_-]+")
 _NAME_EXTRA = frozenset("0123456789_-")
-# Dkron's shell executor: bytes, or a number with a unit (dkron/job.go validateMemoryLimit).
-_MEMORY = re.compile(r"(\d+(?:\.\d*)?)(B|BYTES|KB|K|MB|M|GB|G|TB|T)?")
 # Deliberately loose: something@somewhere with no spaces or separators; mail servers judge the rest.
 EMAIL = re.compile(r"[^@\s,;<>]+@[^@\s,;<>]+")
 
@@ -89,15 +88,4 @@ def email_problem(addresses: str) -> str | None:
     for address in addresses.split(","):
         if not EMAIL.fullmatch(address.strip()):
             return f"{json.dumps(addresses)} is not an email address (or a comma-separated list of them)"
-    return None
-
-
-def memory_problem(limit: str) -> str | None:
-    """The shell executor's mem_limit, as Dkron checks it."""
-    match = _MEMORY.fullmatch(limit.strip().upper())
-    if match is None or float(match.group(1)) <= 0:
-        return (
-            f'{json.dumps(limit)} is not a memory size: write a number of bytes ("1048576") '
-            'or a number with B, KB, MB, GB or TB ("512MB"), more than 0'
-        )
     return None

@@ -41,7 +41,7 @@ CONFIG_SCHEMA = {
         },
         "port": {
             "type": "string",
-            "pattern": r"^\s*\d{0,5}\s*$",
+            "pattern": r"^\s*([1-9]\d{0,3}|[1-5]\d{4}|6[0-4]\d{3}|65[0-4]\d{2}|655[0-2]\d|6553[0-5])?\s*$",
             "description": "Its TCP port; default $FLUENTBIT_PORT, else 24224.",
         },
         "tag": {

@@ -60,7 +60,8 @@ CONFIG_SCHEMA: dict[str, Any] = {
         "saslPassword": {"type": "string", "description": "SASL password."},
         "saslMechanism": {
             "type": "string",
-            "enum": sorted(SASL_MECHANISMS),
+            # Any case, as the executor reads it.
+            "pattern": "^\\s*([Ss][Hh][Aa](256|512)|[Pp][Ll][Aa][Ii][Nn])?\\s*$",
             "description": "SASL mechanism: `sha256` (SCRAM-SHA-256), `sha512` (SCRAM-SHA-512); "
             "empty or `plain`: PLAIN.",
         },

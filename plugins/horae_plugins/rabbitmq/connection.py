@@ -177,6 +177,8 @@ def describe(error: BaseException) -> str:
     if isinstance(error, aiormq.exceptions.AMQPConnectionError) and error.args:
         first = error.args[0]
         if isinstance(first, int) and len(error.args) == 2:
+            if first >= 300:  # an AMQP reply code (320 CONNECTION_FORCED…): the broker's own words
+                return str(error.args[1])
             error = OSError(first, error.args[1])  # aiormq keeps the socket error as (errno, text)
         elif isinstance(first, BaseException):
             error = first

@@ -61,6 +61,11 @@ CONFIG_SCHEMA = {
             "or a number with a K, M, G or T suffix (powers of 1024; KB, KiB, MB, MiB… are accepted). "
             "Checked every 150 ms. Empty or 0: no limit.",
         },
+        "mem_limit_kb": {
+            "type": "string",
+            "pattern": r"^\s*\d*\s*$",
+            "description": "Dkron's spelling of mem_limit: kibibytes. Give one of the two.",
+        },
         "su": {
             "type": "string",
             "description": "Run the command as `user` or `user:group` (names or numeric ids). The agent must run "
@@ -111,6 +116,10 @@ def parse_config(config: dict[str, str]) -> ShellConfig:
             raise _config_error(f"command cannot be split into arguments: {error}") from None
     timeout = parse_duration(config.get("timeout", "")) if config.get("timeout", "").strip() else None
     mem_limit = parse_size("mem_limit", config["mem_limit"]) if config.get("mem_limit", "").strip() else None
+    if config.get("mem_limit_kb", "").strip():
+        if mem_limit is not None:
+            raise _config_error("mem_limit and mem_limit_kb are both set; keep one (mem_limit takes K, M, G suffixes)")
+        mem_limit = parse_size("mem_limit_kb", config["mem_limit_kb"].strip() + "K")
     output_limit = DEFAULT_OUTPUT_LIMIT
     if config.get("output_limit", "").strip():
         output_limit = parse_size("output_limit", config["output_limit"])

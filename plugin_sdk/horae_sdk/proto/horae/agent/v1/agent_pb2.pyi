@@ -67,8 +67,15 @@ class ResultBatch(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[Result, _Mapping]]] = ..., commit_index: _Optional[int] = ...) -> None: ...
 
 class NodeInfo(_message.Message):
-    __slots__ = ("node_name", "rpc_address", "raft_address", "tags", "role", "executors")
+    __slots__ = ("node_name", "rpc_address", "raft_address", "tags", "role", "executors", "config_schemas")
     class TagsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class ConfigSchemasEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -81,13 +88,15 @@ class NodeInfo(_message.Message):
     TAGS_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     EXECUTORS_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_SCHEMAS_FIELD_NUMBER: _ClassVar[int]
     node_name: str
     rpc_address: str
     raft_address: str
     tags: _containers.ScalarMap[str, str]
     role: str
     executors: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, node_name: _Optional[str] = ..., rpc_address: _Optional[str] = ..., raft_address: _Optional[str] = ..., tags: _Optional[_Mapping[str, str]] = ..., role: _Optional[str] = ..., executors: _Optional[_Iterable[str]] = ...) -> None: ...
+    config_schemas: _containers.ScalarMap[str, str]
+    def __init__(self, node_name: _Optional[str] = ..., rpc_address: _Optional[str] = ..., raft_address: _Optional[str] = ..., tags: _Optional[_Mapping[str, str]] = ..., role: _Optional[str] = ..., executors: _Optional[_Iterable[str]] = ..., config_schemas: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ExecutionRef(_message.Message):
     __slots__ = ("job_name", "execution_id")
@@ -242,3 +251,39 @@ class RemovePeerReply(_message.Message):
     node_name: str
     raft_address: str
     def __init__(self, error: _Optional[str] = ..., reason: _Optional[str] = ..., node_name: _Optional[str] = ..., raft_address: _Optional[str] = ...) -> None: ...
+
+class StopRunRequest(_message.Message):
+    __slots__ = ("job_name", "execution_id", "reason")
+    JOB_NAME_FIELD_NUMBER: _ClassVar[int]
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    job_name: str
+    execution_id: str
+    reason: str
+    def __init__(self, job_name: _Optional[str] = ..., execution_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class StopRunReply(_message.Message):
+    __slots__ = ("execution_json", "error", "reason")
+    EXECUTION_JSON_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    execution_json: bytes
+    error: str
+    reason: str
+    def __init__(self, execution_json: _Optional[bytes] = ..., error: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class FetchHistoryRequest(_message.Message):
+    __slots__ = ("page_size",)
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    def __init__(self, page_size: _Optional[int] = ...) -> None: ...
+
+class HistoryPage(_message.Message):
+    __slots__ = ("applied_seq", "has_gap", "executions_json")
+    APPLIED_SEQ_FIELD_NUMBER: _ClassVar[int]
+    HAS_GAP_FIELD_NUMBER: _ClassVar[int]
+    EXECUTIONS_JSON_FIELD_NUMBER: _ClassVar[int]
+    applied_seq: int
+    has_gap: bool
+    executions_json: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, applied_seq: _Optional[int] = ..., has_gap: _Optional[bool] = ..., executions_json: _Optional[_Iterable[bytes]] = ...) -> None: ...

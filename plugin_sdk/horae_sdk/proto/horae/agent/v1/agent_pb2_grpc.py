@@ -65,6 +65,16 @@ class AgentStub:
                 request_serializer=horae_dot_agent_dot_v1_dot_agent__pb2.RemovePeerRequest.SerializeToString,
                 response_deserializer=horae_dot_agent_dot_v1_dot_agent__pb2.RemovePeerReply.FromString,
                 _registered_method=True)
+        self.StopRun = channel.unary_unary(
+                '/horae.agent.v1.Agent/StopRun',
+                request_serializer=horae_dot_agent_dot_v1_dot_agent__pb2.StopRunRequest.SerializeToString,
+                response_deserializer=horae_dot_agent_dot_v1_dot_agent__pb2.StopRunReply.FromString,
+                _registered_method=True)
+        self.FetchHistory = channel.unary_stream(
+                '/horae.agent.v1.Agent/FetchHistory',
+                request_serializer=horae_dot_agent_dot_v1_dot_agent__pb2.FetchHistoryRequest.SerializeToString,
+                response_deserializer=horae_dot_agent_dot_v1_dot_agent__pb2.HistoryPage.FromString,
+                _registered_method=True)
 
 
 class AgentServicer:
@@ -113,6 +123,20 @@ class AgentServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StopRun(self, request, context):
+        """Stop a running execution wherever it runs; only the leader knows every node's link.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FetchHistory(self, request, context):
+        """Stream the callee's stored recent history (the last executions per job), in pages.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -145,6 +169,16 @@ def add_AgentServicer_to_server(servicer, server):
                     servicer.RemovePeer,
                     request_deserializer=horae_dot_agent_dot_v1_dot_agent__pb2.RemovePeerRequest.FromString,
                     response_serializer=horae_dot_agent_dot_v1_dot_agent__pb2.RemovePeerReply.SerializeToString,
+            ),
+            'StopRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.StopRun,
+                    request_deserializer=horae_dot_agent_dot_v1_dot_agent__pb2.StopRunRequest.FromString,
+                    response_serializer=horae_dot_agent_dot_v1_dot_agent__pb2.StopRunReply.SerializeToString,
+            ),
+            'FetchHistory': grpc.unary_stream_rpc_method_handler(
+                    servicer.FetchHistory,
+                    request_deserializer=horae_dot_agent_dot_v1_dot_agent__pb2.FetchHistoryRequest.FromString,
+                    response_serializer=horae_dot_agent_dot_v1_dot_agent__pb2.HistoryPage.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -309,6 +343,60 @@ class Agent:
             '/horae.agent.v1.Agent/RemovePeer',
             horae_dot_agent_dot_v1_dot_agent__pb2.RemovePeerRequest.SerializeToString,
             horae_dot_agent_dot_v1_dot_agent__pb2.RemovePeerReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StopRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/horae.agent.v1.Agent/StopRun',
+            horae_dot_agent_dot_v1_dot_agent__pb2.StopRunRequest.SerializeToString,
+            horae_dot_agent_dot_v1_dot_agent__pb2.StopRunReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FetchHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/horae.agent.v1.Agent/FetchHistory',
+            horae_dot_agent_dot_v1_dot_agent__pb2.FetchHistoryRequest.SerializeToString,
+            horae_dot_agent_dot_v1_dot_agent__pb2.HistoryPage.FromString,
             options,
             channel_credentials,
             insecure,
