@@ -58,6 +58,8 @@ PARTITION_S = (3.0, 12.0)
 POLL_S = 0.1
 # Intents of a killed node close when its heartbeat deadline passes (10 s by default).
 SETTLE_S = 15.0
+# The ledger leaves out the last 3 s; a job whose last run is older than this (3 s + 7 s) stopped running.
+STALLED_AFTER_MS = 10_000
 
 
 @dataclass
@@ -261,6 +263,7 @@ async def chaos(root: Path, rounds: int, seed: int, net: Netns | None) -> list[t
         await asyncio.sleep(SETTLE_S)
         leader = by_name(cluster, await asyncio.to_thread(agreed_leader, cluster, TIMEOUT_S))
         ledger = await asyncio.to_thread(slot_ledger, leader, names)
+        ledger_read_ms = time.time() * 1000
         async with httpx.AsyncClient(base_url=leader.url, timeout=10.0) as http:
             runs = await executions_of(http, names)
             reasons = await failure_reasons(http, runs)
@@ -273,6 +276,9 @@ async def chaos(root: Path, rounds: int, seed: int, net: Netns | None) -> list[t
     ran = sum(len(set(slots)) for slots in ledger.values())
     once = ran - len(set(doubled))
     failed = sum(1 for run in runs if run.get("finished_at") and not run.get("success"))
+    # The ledger checks each job from its first run to its last: a cluster that stopped scheduling altogether
+    # would pass it. A job whose last run is older than this stopped running.
+    stalled = [job for job, slots in ledger.items() if not slots or ledger_read_ms - slots[-1] > STALLED_AFTER_MS]
     rows = [
         (f"chaos, {rounds} rounds (seed {seed}): slots expected", f"{expected:,}", "", f"{JOBS} x @every 1s"),
         ("  run exactly once", f"{once:,}", "all", ""),
@@ -280,6 +286,7 @@ async def chaos(root: Path, rounds: int, seed: int, net: Netns | None) -> list[t
         ("  missed", f"{len(missing):,}", "0", ", ".join(f"{j}@{s}" for j, s in missing[:5])),
         ("  executions that failed", f"{failed:,}", "", reasons),
         ("servers not exiting within 30 s of SIGTERM", f"{len(unclean)}", "0", ", ".join(unclean)),
+        ("jobs whose runs stopped before the end", f"{len(stalled)}", "0", ", ".join(stalled[:5])),
     ]
     if net is not None:
         counts = inside(runs, partitions)
@@ -324,7 +331,7 @@ async def run(
     finally:
         if net is not None:
             await asyncio.to_thread(net.close)
-    if all(row[1] == "0" for row in (rows[2], rows[3], rows[5])) and not keep:
+    if all(row[1] == "0" for row in (rows[2], rows[3], rows[5], rows[6])) and not keep:
         shutil.rmtree(data_dir, ignore_errors=True)
     else:
         print(f"the nodes' data dirs and logs are kept in {data_dir}")

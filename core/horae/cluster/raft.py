@@ -19,9 +19,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, replicated
+from pysyncobj import SyncObjConf, SyncObjConsumer, replicated
 from pysyncobj.syncobj import _RAFT_STATE, FAIL_REASON
 
+from horae.cluster.log_repair import RepairingSyncObj
 from horae.cluster.state import ClusterState, Command, CommandResult
 from horae.logs import fields
 
@@ -173,7 +174,7 @@ class RaftNode:
         self._raft_calls: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         # One membership change at a time (PYSYNCOBJ.md trap 7).
         self._membership_lock = asyncio.Lock()
-        self._sync = SyncObj(self_address, list(peer_addresses), conf=conf, consumers=[self._consumer])
+        self._sync = RepairingSyncObj(self_address, list(peer_addresses), conf=conf, consumers=[self._consumer])
         self._sync.addOnTickCallback(self._run_raft_calls)
 
     def _run_raft_calls(self) -> None:  # Raft thread, every tick
