@@ -239,6 +239,7 @@ class Agent:
                 lifespan="off",
                 access_log=False,
                 timeout_graceful_shutdown=HTTP_SHUTDOWN_SECONDS,
+                http="httptools",
                 ssl_certfile=config.cert_file or None,
                 ssl_keyfile=config.key_file or None,
             )

@@ -38,15 +38,15 @@ UNTRIGGERED = "untriggered"
 class JobIndex:
     def __init__(self, state: ClusterState) -> None:
         self.state = state
-        self._names: list[str] = []
+        self._version = -1
         self._by_name: list[str] = []
 
     def by_name(self) -> list[str]:
-        """Every job name in order; re-sorted only when jobs were added or removed."""
-        names = list(self.state.jobs)
-        if names != self._names:
-            self._names = names
-            self._by_name = sorted(names)
+        """Every job name in order; re-sorted only when jobs were added or removed (the state's jobs_version)."""
+        version = self.state.jobs_version  # read first: a job added while sorting makes the next call sort again
+        if version != self._version:
+            self._by_name = sorted(self.state.jobs)
+            self._version = version
         return self._by_name
 
     def values(self, names: list[str], field: str) -> list[Any]:

@@ -10,6 +10,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -20,6 +21,11 @@ _pretty = json.JSONEncoder(ensure_ascii=False, indent=4)
 
 
 def encode(data: Any, pretty: bool = False) -> bytes:
+    if not pretty:
+        try:
+            return orjson.dumps(data)  # the same compact UTF-8 JSON, several times faster (the job list's top cost)
+        except TypeError:  # what orjson refuses and json takes: integers beyond 64 bits, non-string keys
+            pass
     return (_pretty if pretty else _compact).encode(data).encode("utf-8")
 
 

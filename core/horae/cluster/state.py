@@ -80,6 +80,8 @@ class ClusterState:
     schemas: dict[str, str] = field(default_factory=dict)
     # Bumped whenever `members` changes, so readers can cache what they derive from it.
     members_version: int = field(default=0, repr=False, compare=False)
+    # Bumped whenever a job is added or removed: the API's sorted list of names is rebuilt only then.
+    jobs_version: int = field(default=0, repr=False, compare=False)
     sink: ExecutionSink | None = field(default=None, repr=False, compare=False)
     # Called after each applied command (on the Raft thread): the scheduler's change feed.
     listener: Callable[[Command, CommandResult], None] | None = field(default=None, repr=False, compare=False)
@@ -121,6 +123,7 @@ class ClusterState:
         self.members = snapshot.get("members", {})
         self.schemas = snapshot.get("schemas", {})
         self.members_version += 1
+        self.jobs_version += 1
 
 
 def _fill_missing_fields(runtime: JobRuntime) -> None:
@@ -145,6 +148,8 @@ def _put_job(state: ClusterState, command: Command) -> CommandResult:
     stored = dict(job)
     stored["dependent_jobs"] = previous.get("dependent_jobs", []) if previous else []
     state.jobs[name] = stored
+    if previous is None:
+        state.jobs_version += 1
     if parent and name not in state.jobs[parent]["dependent_jobs"]:
         state.jobs[parent]["dependent_jobs"] = [*state.jobs[parent]["dependent_jobs"], name]
     runtime = state.runtime.setdefault(name, JobRuntime())
@@ -181,6 +186,7 @@ def _delete_job(state: ClusterState, command: Command) -> CommandResult:
         )
     _unlink_child(state, job.get("parent_job") or "", name)
     del state.jobs[name]
+    state.jobs_version += 1
     state.runtime.pop(name, None)
     for key in [key for key, intent in state.intents.items() if intent["job"] == name]:
         del state.intents[key]
