@@ -64,7 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--node-name", help="this node's name (default: the host name)")
     agent.add_argument("--data-dir", help="where Raft and the execution store live")
     agent.add_argument("--http-addr", help="HTTP API address (default 127.0.0.1:8080)")
-    agent.add_argument("--bind-addr", help="IP for Raft and inter-node RPC (default 127.0.0.1)")
+    agent.add_argument(
+        "--bind-addr",
+        help="IP for Raft and inter-node RPC (default: the first private IPv4 address; 127.0.0.1 with --dev)",
+    )
     agent.add_argument("--advertise-addr", help="IP other nodes use to reach this one")
     agent.add_argument("--rpc-port", type=int, help="inter-node gRPC port (default 6868)")
     agent.add_argument("--raft-port", type=int, help="Raft port (default 8190)")

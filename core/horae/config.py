@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+import psutil
+
 DEFAULT_HTTP_ADDR = "127.0.0.1:8080"
 DEFAULT_RPC_PORT = 6868
 DEFAULT_RAFT_PORT = 8190
@@ -41,6 +43,18 @@ class ConfigError(ValueError):
     """A setting is wrong; the message names it, says where it came from and what is accepted."""
 
 
+def first_private_address() -> str:
+    """This machine's first private IPv4 address (RFC 1918 and the like), or 127.0.0.1 when it has none."""
+    for addresses in psutil.net_if_addrs().values():
+        for address in addresses:
+            if address.family != socket.AF_INET:
+                continue
+            ip = ipaddress.ip_address(address.address)
+            if ip.is_private and not ip.is_loopback and not ip.is_link_local:
+                return address.address
+    return "127.0.0.1"
+
+
 @dataclass
 class AgentConfig:
     server: bool = False
@@ -48,7 +62,8 @@ class AgentConfig:
     node_name: str = field(default_factory=socket.gethostname)
     data_dir: str = ""
     http_addr: str = DEFAULT_HTTP_ADDR
-    bind_addr: str = "127.0.0.1"
+    # Raft and inter-node RPC listen here: by default the first private IPv4 address, as Dkron (127.0.0.1 with --dev).
+    bind_addr: str = field(default_factory=first_private_address)
     advertise_addr: str = ""
     rpc_port: int = DEFAULT_RPC_PORT
     raft_port: int = DEFAULT_RAFT_PORT
@@ -146,7 +161,7 @@ def check_log_level(value: Any, where: str) -> str:
 
 def dev_layer() -> Layer:
     """`--dev`: one server; the layer goes first, so a file, HORAE_* variable or flag that sets these wins."""
-    return Layer("--dev", {"server": True, "bootstrap_expect": 1})
+    return Layer("--dev", {"server": True, "bootstrap_expect": 1, "bind_addr": "127.0.0.1"})
 
 
 def dev_data_dir() -> str:

@@ -72,8 +72,10 @@ class AgentProcess:
             self.node_name,
             "--http-addr",
             f"{self.host}:{self.http_port}",
+            "--bind-addr",
+            self.host,
             # Off loopback the API is open to that network (tests use no tokens): say that is meant.
-            *(["--bind-addr", self.host, "--insecure-http"] if self.host != "127.0.0.1" else []),
+            *(["--insecure-http"] if self.host != "127.0.0.1" else []),
             "--data-dir",
             str(self.data_dir),
             "--raft-port",

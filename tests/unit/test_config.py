@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import socket
@@ -910,3 +911,13 @@ def test_unknown_setting_lists_the_known_ones(refuse: Any, tmp_path: Path) -> No
 def test_an_open_api_off_loopback_is_refused_unless_tokens_or_insecure_http(refuse: Any, tmp_path: Path) -> None:
     message = refuse("--data-dir", str(tmp_path), "--http-addr", "10.1.2.3:8080")
     assert "open to the network with no API tokens" in message and "--insecure-http" in message
+
+
+def test_bind_addr_defaults_to_the_first_private_address_and_dev_to_loopback(start: Any, tmp_path: Path) -> None:
+    from horae.config import first_private_address
+
+    chosen = first_private_address()
+    assert start("--data-dir", str(tmp_path)).bind_addr == chosen
+    assert chosen == "127.0.0.1" or not ipaddress.ip_address(chosen).is_loopback
+    assert start("--dev").bind_addr == "127.0.0.1"
+    assert start("--dev", "--bind-addr", "10.9.8.7").bind_addr == "10.9.8.7"
