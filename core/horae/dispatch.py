@@ -26,7 +26,7 @@ from horae.cluster.targets import Candidate, candidates_from_members, describe_r
 from horae.logs import fields
 from horae.model import execution_group, execution_id, format_ms
 from horae.runner import ExecutionOrder, ExecutionRunner
-from horae.running import RunningExecution, RunningExecutions
+from horae.running import STOP_REASON, RunningExecution, RunningExecutions
 from horae.schedule_book import ScheduleBook
 
 log = logging.getLogger("horae.dispatch")
@@ -43,6 +43,10 @@ ResultObserver = Callable[[dict[str, Any], dict[str, Any], bool], None]
 
 def _ignore_result(execution: dict[str, Any], job: dict[str, Any], final: bool) -> None:
     pass
+
+
+def _stopped(execution: dict[str, Any]) -> bool:
+    return execution.get("error") == STOP_REASON
 
 
 def command(op: str, **payload: Any) -> dict[str, Any]:
@@ -285,7 +289,7 @@ class Dispatcher:
             self._busy[node] -= 1
             if self._busy[node] <= 0:
                 del self._busy[node]
-        await self._after(job, launch, node, execution["success"])
+        await self._after(job, launch, node, execution["success"], stopped=_stopped(execution))
 
     async def _run_remote(self, job: dict[str, Any], intent: dict[str, Any]) -> dict[str, Any] | None:
         key = (intent["job"], intent["id"])
@@ -341,7 +345,8 @@ class Dispatcher:
         job = self._state.jobs.get(execution["job_name"])
         if result.ok and result.reason != "already recorded" and job is not None:
             if final is None:
-                final = not self._retry_follows(job, int(execution.get("attempt") or 1), bool(execution["success"]))
+                attempt = int(execution.get("attempt") or 1)
+                final = not self._retry_follows(job, attempt, bool(execution["success"]), _stopped(execution))
             try:
                 self._on_result(execution, job, final)
             except Exception:  # an observer's bug must not fail the execution path
@@ -404,7 +409,7 @@ class Dispatcher:
             job = self._state.jobs.get(key[0])
             if job is not None:
                 launch = Launch(key[0], intent["slot_ms"], intent["attempt"], intent["kind"])
-                self._spawn(self._after(job, launch, node, bool(execution["success"])))
+                self._spawn(self._after(job, launch, node, bool(execution["success"]), stopped=_stopped(execution)))
         return True
 
     async def node_failed(self, node: str, reason: str) -> None:
@@ -486,9 +491,11 @@ class Dispatcher:
         return execution
 
     # -- what follows a result -------------------------------------------------------------------
-    async def _after(self, job: dict[str, Any], launch: Launch, node: str, success: bool) -> None:
+    async def _after(
+        self, job: dict[str, Any], launch: Launch, node: str, success: bool, stopped: bool = False
+    ) -> None:
         name = job["name"]
-        if self._retry_follows(job, launch.attempt, success):
+        if self._retry_follows(job, launch.attempt, success, stopped):
             backoff = float(job.get("retry_backoff") or 0) * (2 ** (launch.attempt - 1))
             retry = Launch(name, launch.slot_ms, launch.attempt + 1, "retry")
             await asyncio.sleep(min(backoff, MAX_RETRY_BACKOFF_SECONDS))
@@ -517,8 +524,9 @@ class Dispatcher:
 
     # -- helpers -------------------------------------------------------------------------------
     @staticmethod
-    def _retry_follows(job: dict[str, Any], attempt: int, success: bool) -> bool:
-        return not success and attempt <= int(job.get("retries") or 0)
+    def _retry_follows(job: dict[str, Any], attempt: int, success: bool, stopped: bool = False) -> bool:
+        """A failed attempt is retried while the job has retries left, unless someone stopped it on purpose."""
+        return not success and not stopped and attempt <= int(job.get("retries") or 0)
 
     def _skip_reason(self, job: dict[str, Any], slot_ms: int) -> str | None:
         if job.get("disabled"):

@@ -61,6 +61,10 @@ class RunningExecution:
             queue.put_nowait(None)
 
 
+# The reason an execution stopped through the API carries (its `error`): such a run is not retried.
+STOP_REASON = "stopped by request"
+
+
 class RunningExecutions:
     def __init__(self) -> None:
         # Keyed by execution_key(job, id): execution ids are unique per job only.
@@ -86,7 +90,7 @@ class RunningExecutions:
     def for_job(self, job_name: str) -> list[RunningExecution]:
         return [r for r in self._by_id.values() if r.job_name == job_name]
 
-    def stop(self, job_name: str, execution_id: str, reason: str = "stopped by request") -> bool:
+    def stop(self, job_name: str, execution_id: str, reason: str = STOP_REASON) -> bool:
         running = self.get(job_name, execution_id)
         if running is None or running.task is None or running.task.done():
             return False

@@ -30,7 +30,7 @@ from horae.metrics import Metrics
 from horae.model import READ_ONLY_FIELDS, Job, ValidationError, format_ms
 from horae.model.member import SERF_PROTOCOL, STATUS_ALIVE, STATUS_BY_TEXT
 from horae.notifier import unsendable_email
-from horae.running import RunningExecutions
+from horae.running import STOP_REASON, RunningExecutions
 from horae.schedule import ScheduleError, parse_schedule
 from horae.schedule_book import ScheduleBook
 from horae.store import ExecutionStore
@@ -41,7 +41,6 @@ PEER_REMOVAL_SEEN_SECONDS = 5.0
 # A leaving server retries its steps this long (within the CLI's 30 s HTTP timeout), this often.
 LEAVE_TIMEOUT = 20.0
 LEAVE_RETRY_SECONDS = 0.2
-STOP_REASON = "stopped by request"
 
 log = logging.getLogger("horae.service")
 

@@ -441,6 +441,27 @@ def test_busy_shows_a_running_shell_job_and_stop_ends_it(http: httpx.Client) -> 
     assert again.status_code == 409  # already finished
 
 
+def test_a_run_stopped_on_purpose_is_not_retried(http: httpx.Client) -> None:
+    job = {"name": "stubborn", "schedule": "@manually", "executor": "shell", "executor_config": SLEEP, "retries": 2}
+    create(http, job)
+    assert http.post("/v1/jobs/stubborn/run").status_code == 202
+
+    def started() -> dict | None:
+        busy = [e for e in http.get("/v1/busy").json() if e["job_name"] == "stubborn"]
+        return busy[0] if busy and "started" in busy[0]["output"] else None
+
+    execution = wait_until(started, timeout=RUN_TIMEOUT, what="stubborn running")
+    assert http.post(f"/v1/jobs/stubborn/executions/{execution['id']}/stop").status_code == 202
+    stopped = finished(http, "stubborn")[0]
+    assert stopped["success"] is False and "stopped by request" in stopped["output"]
+    # A retry would start at once (no backoff): by the time a later run has finished, it would be there.
+    create(http, {**job, "executor_config": {"command": "true"}})
+    assert http.post("/v1/jobs/stubborn/run").status_code == 202
+    finished(http, "stubborn", 2)
+    runs = http.get("/v1/jobs/stubborn/executions").json()
+    assert [r["attempt"] for r in runs if r["group"] == stopped["group"]] == [1], runs
+
+
 def test_restore_a_dkron_dump(http: httpx.Client) -> None:
     def dkron_job(name: str, parent: str = "") -> dict:
         """A job as Dkron's GET /v1/jobs returns it, computed fields and nulls included."""
